@@ -1,0 +1,51 @@
+# ptm-course: `make lab` opens the course, `make test` runs every test.
+# Both create the virtual environment .venv on first use (pinned by constraints.txt).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NOTEBOOKS ?=
+SEED   ?= 0
+PORT   ?= 8888
+
+.PHONY: lab test smoke course execute pretrain lock venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "ptm-course needs Python >= 3.10, found " + sys.version.split()[0]'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## Open the course in JupyterLab (NO_BROWSER=1 for a headless server, PORT=8888 by default).
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(NO_BROWSER),--no-browser --ServerApp.ip=127.0.0.1,)
+
+## Every test: unit tests of ptm_lib, each notebook in smoke mode (papermill), nbval on the notebooks.
+test: $(STAMP)
+	PTM_SMOKE=1 TQDM_DISABLE=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=300 -p no:cacheprovider -q
+
+## Run all notebooks (or NOTEBOOKS="...") headless, smoke mode: seconds each.
+smoke: $(STAMP)
+	$(PY) -m ptm_lib.course run --smoke --seed $(SEED) $(NOTEBOOKS)
+
+## Run all notebooks (or NOTEBOOKS="...") headless, full mode: claims are enforced.
+course: $(STAMP)
+	$(PY) -m ptm_lib.course run --seed $(SEED) $(NOTEBOOKS)
+
+## Re-execute notebooks in full mode and commit-ready outputs into notebooks/ (in place).
+execute: $(STAMP)
+	$(PY) -m ptm_lib.course execute $(NOTEBOOKS)
+
+## Regenerate constraints.txt from a fresh environment (after changing pyproject.toml).
+lock:
+	rm -rf build/lockenv && $(PYTHON) -m venv build/lockenv
+	build/lockenv/bin/pip install --quiet 'torch==2.13.0' && build/lockenv/bin/pip install --quiet -e '.[dev]'
+	{ sed -n '1,3p' constraints.txt; build/lockenv/bin/pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.new && mv constraints.new constraints.txt
+	rm -rf build/lockenv
+
+clean:
+	rm -rf build $(VENV)
