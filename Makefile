@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS ?=
 SEED   ?= 0
 PORT   ?= 8888
+LAB_ARGS ?=
 
 .PHONY: lab test smoke course execute pretrain lock venv clean
 
@@ -15,13 +16,13 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "ptm-course needs Python >= 3.10, found " + sys.version.split()[0]'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 ## Open the course in JupyterLab (NO_BROWSER=1 for a headless server, PORT=8888 by default).
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(NO_BROWSER),--no-browser --ServerApp.ip=127.0.0.1,)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(NO_BROWSER),--no-browser --ServerApp.ip=127.0.0.1,) \
+		$(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 ## Every test: unit tests of ptm_lib, each notebook in smoke mode (papermill), nbval on the notebooks.
 test: $(STAMP)
