@@ -41,6 +41,10 @@ course: $(STAMP)
 execute: $(STAMP)
 	$(PY) -m ptm_lib.course execute $(NOTEBOOKS)
 
+## Re-create the pretrained checkpoints shipped in data/ (a few CPU-minutes; see data/README.md).
+pretrain: $(STAMP)
+	$(PY) -m ptm_lib.pretrain --name mini_bert --out data
+
 ## Regenerate constraints.txt from a fresh environment (after changing pyproject.toml).
 lock:
 	rm -rf build/lockenv && $(PYTHON) -m venv build/lockenv

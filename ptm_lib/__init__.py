@@ -4,7 +4,12 @@ One module per concern:
     device      pick_device, autocast, environment_info
     seeding     seed_everything
     data        load_digits, per_class_subset, make_loader, fetch (checksummed)
-    models      MLP, the architecture registry
+    models      MLP, the architecture registry (build a model from a checkpoint's JSON)
+    text        a synthetic language, its tokenizer, labelled tasks (topic, word order)
+    transformer TransformerLM (encoder/decoder), TransformerClassifier, EncoderDecoder
+    objectives  masked LM (BERT 80/10/10), causal LM, span-corruption denoising
+    pretrain    pretraining on unlabelled text; the shipped checkpoint (python -m ptm_lib.pretrain)
+    finetune    scratch / linear probe / partial unfreezing / full fine-tuning
     train       fit, History, classification_loss, NonFiniteLossError
     evaluate    predict, accuracy, confusion, per_class_accuracy
     checkpoint  save_checkpoint, load_checkpoint (safetensors + JSON, never pickle)

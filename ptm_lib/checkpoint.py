@@ -44,6 +44,7 @@ def _atomic_write(dest: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are ordinary readable files
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):

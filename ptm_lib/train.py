@@ -149,7 +149,7 @@ def fit(model: nn.Module, loss_fn, loader, *, steps: int | None = None, epochs: 
             if eval_every and i % eval_every == 0 and i != steps:
                 evaluate(step)
             bar.update(1)
-            bar.set_postfix(loss=f"{value:.4f}")
+            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
             if plot:
                 plot.update(history)
         evaluate(start_step + steps)

@@ -1,0 +1,441 @@
+"""A small, readable transformer (nanoGPT-style) -- encoder, decoder, encoder-decoder.
+
+One code path serves the three families of pre-trained models:
+
+* **encoder** (BERT-like): ``TransformerConfig(causal=False)`` + masked LM,
+* **decoder** (GPT-like):  ``TransformerConfig(causal=True)`` + causal LM,
+* **encoder-decoder** (T5/BART-like): :class:`EncoderDecoder` + denoising.
+
+Shapes used in docstrings: B = batch, T = sequence length, D = ``d_model``,
+H = ``n_heads``, V = ``vocab_size``, C = ``n_classes``.
+
+``attention_mask`` is always a bool tensor (B, T), True on real tokens and
+False on padding.  Padding is assumed to be on the right (as produced by
+``WordTokenizer.encode_batch``) -- then outputs at real tokens do not depend on
+how much padding follows.
+
+Every model class has the class attributes ``arch`` and ``config_class`` and an
+instance attribute ``config`` (a dataclass), and is registered with
+``ptm_lib.models.register``: ``ptm_lib.models.build(arch, config_dict)`` rebuilds
+it, which is how checkpoints are loaded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .models import register
+
+__all__ = [
+    "TransformerConfig",
+    "plain_attention",
+    "SelfAttention",
+    "CrossAttention",
+    "Block",
+    "TransformerLM",
+    "TransformerClassifier",
+    "EncoderDecoder",
+    "set_sdpa",
+]
+
+
+@dataclass
+class TransformerConfig:
+    """Hyper-parameters of every model in this file.
+
+    vocab_size: V.  max_len: longest sequence (position embeddings).
+    d_model, n_layers, n_heads, d_ff (None -> 4 * d_model), dropout.
+    causal: True -> decoder (each token sees only the past); False -> encoder.
+    tie_weights: LM head shares the token-embedding matrix.
+    pad_id: id of [PAD].
+    n_classes / pooling ("mean" over real tokens, or "cls" = position 0):
+        used by :class:`TransformerClassifier` only.
+    n_dec_layers: decoder depth of :class:`EncoderDecoder` (None -> n_layers).
+    """
+
+    vocab_size: int
+    max_len: int = 64
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    d_ff: int | None = None
+    dropout: float = 0.0
+    causal: bool = False
+    tie_weights: bool = True
+    pad_id: int = 0
+    n_classes: int = 0
+    pooling: str = "mean"
+    n_dec_layers: int | None = None
+
+    def __post_init__(self):
+        if self.d_ff is None:
+            self.d_ff = 4 * self.d_model
+        if self.vocab_size < 1:
+            raise ValueError(f"vocab_size must be >= 1, got {self.vocab_size}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if self.n_layers < 0 or self.max_len < 1:
+            raise ValueError("n_layers must be >= 0 and max_len >= 1")
+        if self.pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
+        if not 0 <= self.pad_id < self.vocab_size:
+            raise ValueError(f"pad_id={self.pad_id} outside vocabulary")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TransformerConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown TransformerConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+
+# ----------------------------------------------------------------- attention
+_USE_SDPA = True
+
+
+def set_sdpa(enabled: bool) -> None:
+    """Globally switch between ``F.scaled_dot_product_attention`` and
+    :func:`plain_attention` (the readable reference; used by the tests)."""
+    global _USE_SDPA
+    _USE_SDPA = bool(enabled)
+
+
+def plain_attention(q, k, v, mask=None, causal=False):
+    """Reference attention, written out.
+
+    q: (B, H, Tq, Dh), k/v: (B, H, Tk, Dh).
+    mask: bool, broadcastable to (B, H, Tq, Tk), True = may attend.
+    Returns (B, H, Tq, Dh).
+    """
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))       # (B, H, Tq, Tk)
+    if causal:
+        Tq, Tk = q.size(-2), k.size(-2)
+        tri = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril()
+        scores = scores.masked_fill(~tri, float("-inf"))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(dim=-1) @ v
+
+
+def _attend(q, k, v, key_mask, causal, dropout_p):
+    """q,k,v (B,H,T,Dh); key_mask (B,Tk) bool or None."""
+    mask = None
+    if key_mask is not None:
+        mask = key_mask[:, None, None, :]                            # (B, 1, 1, Tk)
+        if causal:
+            Tq, Tk = q.size(-2), k.size(-2)
+            tri = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril()
+            mask = mask & tri                                        # (B, 1, Tq, Tk)
+            causal = False
+    if _USE_SDPA:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
+                                              dropout_p=dropout_p)
+    out = plain_attention(q, k, v, mask=mask, causal=causal)
+    return F.dropout(out, dropout_p) if dropout_p else out
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention.  x (B, T, D) -> (B, T, D)."""
+
+    def __init__(self, cfg: TransformerConfig, causal: bool):
+        super().__init__()
+        self.n_heads, self.causal, self.dropout = cfg.n_heads, causal, cfg.dropout
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+
+    def forward(self, x, key_mask=None):
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
+        y = _attend(q, k, v, key_mask, self.causal, self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(B, T, D))
+
+
+class CrossAttention(nn.Module):
+    """Decoder-to-encoder attention.  x (B, Tq, D), memory (B, Tk, D) -> (B, Tq, D)."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.n_heads, self.dropout = cfg.n_heads, cfg.dropout
+        self.q = nn.Linear(cfg.d_model, cfg.d_model)
+        self.kv = nn.Linear(cfg.d_model, 2 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+
+    def forward(self, x, memory, memory_mask=None):
+        B, Tq, D = x.shape
+        Tk, H = memory.size(1), self.n_heads
+        q = self.q(x).view(B, Tq, H, D // H).transpose(1, 2)
+        k, v = self.kv(memory).view(B, Tk, 2, H, D // H).permute(2, 0, 3, 1, 4)
+        y = _attend(q, k, v, memory_mask, False, self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(B, Tq, D))
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block: x + attn(LN(x)) [+ cross(LN(x))] + mlp(LN(x))."""
+
+    def __init__(self, cfg: TransformerConfig, causal: bool, cross: bool = False):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.attn = SelfAttention(cfg, causal)
+        self.cross = None
+        if cross:
+            self.ln_c = nn.LayerNorm(cfg.d_model)
+            self.cross = CrossAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(),
+                                 nn.Linear(cfg.d_ff, cfg.d_model))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, key_mask=None, memory=None, memory_mask=None):
+        x = x + self.drop(self.attn(self.ln1(x), key_mask))
+        if self.cross is not None:
+            x = x + self.drop(self.cross(self.ln_c(x), memory, memory_mask))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+def _init_weights(module: nn.Module, pad_id: int | None = None) -> None:
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+
+class _Body(nn.Module):
+    """Embeddings + blocks + final LN.  ids (B, T) -> hidden (B, T, D)."""
+
+    def __init__(self, cfg: TransformerConfig, causal: bool, n_layers: int, cross: bool = False,
+                 tok_emb: nn.Embedding | None = None):
+        super().__init__()
+        self.tok_emb = tok_emb if tok_emb is not None else nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos_emb = nn.Embedding(cfg.max_len, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList([Block(cfg, causal, cross) for _ in range(n_layers)])
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.max_len = cfg.max_len
+
+    def forward(self, ids, attention_mask=None, memory=None, memory_mask=None):
+        B, T = ids.shape
+        if T > self.max_len:
+            raise ValueError(f"sequence length {T} > max_len {self.max_len}")
+        pos = torch.arange(T, device=ids.device)
+        x = self.drop(self.tok_emb(ids) + self.pos_emb(pos))
+        for blk in self.blocks:
+            x = blk(x, attention_mask, memory, memory_mask)
+        return self.ln_f(x)
+
+
+def _non_embedding_params(module: nn.Module) -> int:
+    return sum(p.numel() for n, p in module.named_parameters()
+               if "tok_emb" not in n and "pos_emb" not in n)
+
+
+def _count(module: nn.Module, non_embedding: bool) -> int:
+    if non_embedding:
+        return _non_embedding_params(module)
+    return sum(p.numel() for p in module.parameters())  # tied weights counted once
+
+
+# --------------------------------------------------------------------- models
+@register
+class TransformerLM(nn.Module):
+    """Language model: encoder (``causal=False``, for MLM) or decoder (``causal=True``, CLM).
+
+    forward(ids (B,T), attention_mask (B,T) bool) -> logits (B, T, V).
+    encode(ids, attention_mask) -> hidden states (B, T, D).
+    """
+
+    arch = "transformer_lm"
+    config_class = TransformerConfig
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = config
+        self.body = _Body(config, config.causal, config.n_layers)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=True)
+        _init_weights(self)
+        if config.tie_weights:
+            self.lm_head.weight = self.body.tok_emb.weight
+
+    def encode(self, ids, attention_mask=None):
+        """(B, T) -> (B, T, D)"""
+        return self.body(ids, attention_mask)
+
+    def forward(self, ids, attention_mask=None):
+        """(B, T) -> logits (B, T, V)"""
+        return self.lm_head(self.encode(ids, attention_mask))
+
+    @property
+    def token_embeddings(self) -> torch.Tensor:
+        """(V, D) input embedding matrix."""
+        return self.body.tok_emb.weight
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        return _count(self, non_embedding)
+
+    def flops_per_token(self, seq_len: int | None = None, training: bool = False) -> float:
+        """Approximate FLOPs per token (Kaplan et al. 2020):
+        forward = 2 * N_non_embedding + 2 * n_layers * T * D  (+ 2 * D * V for the LM head);
+        training (forward + backward) = 3x forward."""
+        T = seq_len or self.config.max_len
+        c = self.config
+        f = 2 * self.num_params(non_embedding=True) + 2 * c.n_layers * T * c.d_model
+        f += 2 * c.d_model * c.vocab_size
+        return float(3 * f if training else f)
+
+    @torch.no_grad()
+    def generate(self, ids, max_new_tokens: int, temperature: float = 1.0,
+                 generator: torch.Generator | None = None, greedy: bool = False):
+        """Causal models only: extend ids (B, T) by ``max_new_tokens`` sampled tokens."""
+        if not self.config.causal:
+            raise RuntimeError("generate() needs a causal (decoder) model")
+        for _ in range(max_new_tokens):
+            ctx = ids[:, -self.config.max_len:]
+            logits = self(ctx)[:, -1] / max(temperature, 1e-6)
+            if greedy:
+                nxt = logits.argmax(-1, keepdim=True)
+            else:
+                nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator)
+            ids = torch.cat([ids, nxt], dim=1)
+        return ids
+
+
+@register
+class TransformerClassifier(nn.Module):
+    """Transformer body + pooling + linear head.
+
+    forward(ids (B,T), attention_mask (B,T)) -> logits (B, C).
+    features(ids, attention_mask) -> pooled features (B, D).
+    The body has the same parameter names as :class:`TransformerLM`'s body, so
+    ``load_body_from(lm)`` transfers pre-trained weights.
+    """
+
+    arch = "transformer_classifier"
+    config_class = TransformerConfig
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        if config.n_classes < 1:
+            raise ValueError("TransformerClassifier needs config.n_classes >= 1")
+        self.config = config
+        self.body = _Body(config, config.causal, config.n_layers)
+        self.head = nn.Linear(config.d_model, config.n_classes)
+        _init_weights(self)
+
+    @classmethod
+    def from_lm(cls, lm: TransformerLM, n_classes: int, pooling: str = "mean",
+                dropout: float | None = None) -> "TransformerClassifier":
+        """New classifier whose body is a copy of ``lm``'s (pre-trained) body."""
+        cfg = replace(lm.config, n_classes=n_classes, pooling=pooling)
+        if dropout is not None:
+            cfg = replace(cfg, dropout=dropout)
+        model = cls(cfg)
+        model.load_body_from(lm)
+        return model
+
+    def load_body_from(self, lm: nn.Module) -> None:
+        self.body.load_state_dict(lm.body.state_dict())
+
+    def pool(self, h, attention_mask=None):
+        """h (B, T, D) -> (B, D): CLS (position 0) or mean over real tokens."""
+        if self.config.pooling == "cls":
+            return h[:, 0]
+        if attention_mask is None:
+            return h.mean(1)
+        m = attention_mask.unsqueeze(-1).to(h.dtype)
+        return (h * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+    def features(self, ids, attention_mask=None):
+        return self.pool(self.body(ids, attention_mask), attention_mask)
+
+    def forward(self, ids, attention_mask=None):
+        return self.head(self.features(ids, attention_mask))
+
+    def freeze_body(self, frozen: bool = True) -> None:
+        """Linear probe: only the head trains."""
+        for p in self.body.parameters():
+            p.requires_grad_(not frozen)
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        return _count(self, non_embedding)
+
+    def flops_per_token(self, seq_len: int | None = None, training: bool = False) -> float:
+        T = seq_len or self.config.max_len
+        c = self.config
+        f = 2 * self.num_params(non_embedding=True) + 2 * c.n_layers * T * c.d_model
+        return float(3 * f if training else f)
+
+
+@register
+class EncoderDecoder(nn.Module):
+    """Small T5/BART-style encoder-decoder with shared, tied embeddings.
+
+    forward(src (B,S), tgt_in (B,T), src_mask (B,S), tgt_mask (B,T)) -> logits (B, T, V).
+    The encoder is bidirectional; the decoder is causal and cross-attends to
+    the encoder output.
+    """
+
+    arch = "encoder_decoder"
+    config_class = TransformerConfig
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = _Body(config, causal=False, n_layers=config.n_layers)
+        n_dec = config.n_dec_layers if config.n_dec_layers is not None else config.n_layers
+        self.decoder = _Body(config, causal=True, n_layers=n_dec, cross=True,
+                             tok_emb=self.encoder.tok_emb)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size)
+        _init_weights(self)
+        if config.tie_weights:
+            self.lm_head.weight = self.encoder.tok_emb.weight
+
+    # alias so TransformerClassifier.load_body_from(encdec) uses the encoder
+    @property
+    def body(self):
+        return self.encoder
+
+    def encode(self, src, src_mask=None):
+        """(B, S) -> memory (B, S, D)"""
+        return self.encoder(src, src_mask)
+
+    def decode(self, tgt_in, memory, src_mask=None, tgt_mask=None):
+        """(B, T), memory (B, S, D) -> logits (B, T, V)"""
+        return self.lm_head(self.decoder(tgt_in, tgt_mask, memory, src_mask))
+
+    def forward(self, src, tgt_in, src_mask=None, tgt_mask=None):
+        return self.decode(tgt_in, self.encode(src, src_mask), src_mask, tgt_mask)
+
+    @torch.no_grad()
+    def generate(self, src, bos_id: int, max_new_tokens: int, src_mask=None,
+                 eos_id: int | None = None):
+        """Greedy decoding.  src (B, S) -> (B, 1 + n) starting with ``bos_id``."""
+        memory = self.encode(src, src_mask)
+        out = torch.full((src.size(0), 1), bos_id, dtype=torch.long, device=src.device)
+        for _ in range(max_new_tokens):
+            nxt = self.decode(out, memory, src_mask)[:, -1].argmax(-1, keepdim=True)
+            out = torch.cat([out, nxt], 1)
+            if eos_id is not None and bool((out == eos_id).any(1).all()):
+                break
+        return out
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        return _count(self, non_embedding)
+
+    def flops_per_token(self, seq_len: int | None = None, training: bool = False) -> float:
+        T = seq_len or self.config.max_len
+        c = self.config
+        n_dec = c.n_dec_layers if c.n_dec_layers is not None else c.n_layers
+        f = 2 * self.num_params(non_embedding=True) + 2 * (c.n_layers + 2 * n_dec) * T * c.d_model
+        f += 2 * c.d_model * c.vocab_size
+        return float(3 * f if training else f)
