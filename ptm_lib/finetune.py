@@ -122,12 +122,14 @@ RECIPES = {
 
 
 def run_strategy(strategy: str, lm: TransformerLM, data: EncodedTask, per_class: int, seed: int,
-                 features: dict | None = None, device: str | torch.device = "cpu", **fit_kwargs) -> dict:
+                 features: dict | None = None, device: str | torch.device = "cpu", steps: int | None = None,
+                 **fit_kwargs) -> dict:
     """Train `strategy` with `per_class` labels per class (the nested budget of `seed`) and return
     {"strategy", "per_class", "seed", "test", "unseen", "seconds", "history"} (accuracies in 0..1;
     history is None for the probe).
 
     `features` (optional) caches the probe's frozen features: {"train", "test", "unseen"} arrays.
+    `steps` overrides the recipe's number of training steps (smoke runs use a handful).
     Other keyword arguments go to `fit` (e.g. live=True, out=widget, title=...).
     """
     if strategy not in STRATEGIES:
@@ -146,7 +148,7 @@ def run_strategy(strategy: str, lm: TransformerLM, data: EncodedTask, per_class:
         model = make_classifier(strategy, lm, data.n_classes)
         recipe = RECIPES[strategy]
         n = len(idx)
-        steps = max(recipe["min_steps"], recipe["epochs"] * -(-n // 32))
+        steps = steps or max(recipe["min_steps"], recipe["epochs"] * -(-n // 32))
         split = tuple(t[idx] for t in data.train)
         history = train_classifier(model, split, steps=steps, lr=recipe["lr"], head_lr=recipe["head_lr"],
                                    seed=seed, device=device, **fit_kwargs)

@@ -106,7 +106,8 @@ def history_figure(history, title: str = "", logy: bool = False) -> Figure:
 
 
 class LivePlot:
-    """Redraws `history_figure` at most every `min_interval` seconds; `finish` draws the last frame.
+    """Redraws `history_figure` at most every `min_interval` seconds (less often when drawing is slow,
+    so that plotting stays under ~10 % of training time); `finish` draws the last frame.
 
     With `out` (an ipywidgets.Output) it draws into that widget; otherwise it updates one
     display in the cell. Outside a notebook it does nothing.
@@ -115,15 +116,17 @@ class LivePlot:
     def __init__(self, title: str = "", out=None, min_interval: float = 1.0, logy: bool = False):
         self.title, self.out, self.min_interval, self.logy = title, out, min_interval, logy
         self.enabled = in_notebook()
-        self._handle, self._last = None, 0.0
+        self._handle, self._last, self._interval = None, 0.0, min_interval
 
     def update(self, history, force: bool = False) -> None:
         if not self.enabled or not history.loss:
             return
         now = time.perf_counter()
-        if force or now - self._last >= self.min_interval:
+        if force or now - self._last >= self._interval:
             self._handle = _display(history_figure(history, self.title, self.logy), self.out, self._handle)
-            self._last = now
+            self._last = time.perf_counter()
+            # keep drawing under ~10 % of the training time, however slow the machine
+            self._interval = max(self.min_interval, 10 * (self._last - now))
 
     def finish(self, history) -> None:
         self.update(history, force=True)
