@@ -25,9 +25,11 @@ lab: $(STAMP)
 		$(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 ## Every test: unit tests of ptm_lib, each notebook in smoke mode (papermill), nbval on the notebooks.
+## Two pytest workers, one torch thread each (--dist loadfile keeps each notebook's cells in one kernel).
 test: $(STAMP)
-	PTM_SMOKE=1 TQDM_DISABLE=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=300 -p no:cacheprovider -q
+	PTM_SMOKE=1 TQDM_DISABLE=1 OMP_NUM_THREADS=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=300 -p no:cacheprovider -q \
+		-n 2 --dist loadfile
 
 ## Run all notebooks (or NOTEBOOKS="...") headless, smoke mode: seconds each.
 smoke: $(STAMP)
