@@ -1,9 +1,22 @@
-import os
-
 import pytest
 import torch
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+from ptm_lib.text import LanguageConfig, SyntheticLanguage, WordTokenizer
+
+# The test models are tiny: one thread is fastest, and immune to a busy second core.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def lang():
+    """The default synthetic language (seed 0)."""
+    return SyntheticLanguage(LanguageConfig(seed=0))
+
+
+@pytest.fixture(scope="session")
+def tok(lang):
+    """The word tokenizer of `lang`."""
+    return WordTokenizer.from_language(lang)
 
 
 @pytest.fixture(autouse=True)

@@ -2,14 +2,12 @@ import pytest
 import torch
 
 from ptm_lib import finetune
-from ptm_lib.text import LanguageConfig, SyntheticLanguage, WordTokenizer, make_topic_task
+from ptm_lib.text import make_topic_task
 from ptm_lib.transformer import TransformerConfig, TransformerLM
 
 
 @pytest.fixture(scope="module")
-def setup():
-    lang = SyntheticLanguage(LanguageConfig())
-    tok = WordTokenizer.from_language(lang)
+def setup(lang, tok):
     task = make_topic_task(lang, pool_per_class=16, n_test_per_class=10)
     torch.manual_seed(0)
     lm = TransformerLM(TransformerConfig(vocab_size=len(tok), max_len=32, d_model=16, n_heads=2, n_layers=2))

@@ -3,28 +3,7 @@ import torch
 
 from ptm_lib.objectives import (IGNORE_INDEX, clm_loss, denoising_loss, lr_schedule, mask_tokens,
                                 mlm_loss, span_corrupt, topic_cloze_accuracy)
-from ptm_lib.text import LanguageConfig, SyntheticLanguage, WordTokenizer
 from ptm_lib.transformer import EncoderDecoder, TransformerConfig, TransformerLM
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest (and immune to a busy second core) on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-
-@pytest.fixture(scope="module")
-def lang():
-    return SyntheticLanguage(LanguageConfig(seed=0))
-
-
-@pytest.fixture(scope="module")
-def tok(lang):
-    return WordTokenizer.from_language(lang)
 
 
 @pytest.fixture(scope="module")

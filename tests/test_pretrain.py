@@ -5,17 +5,7 @@ import torch
 
 from ptm_lib import pretrain
 from ptm_lib.checkpoint import read_config, save_checkpoint
-from ptm_lib.text import LanguageConfig, SyntheticLanguage, WordTokenizer
-
-
-@pytest.fixture(scope="module")
-def lang():
-    return SyntheticLanguage(LanguageConfig())
-
-
-@pytest.fixture(scope="module")
-def tok(lang):
-    return WordTokenizer.from_language(lang)
+from ptm_lib.text import LanguageConfig
 
 
 @pytest.mark.parametrize("objective", ["mlm", "clm", "denoise"])

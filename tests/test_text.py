@@ -7,26 +7,6 @@ from ptm_lib.text import (CLS, MASK, PAD, SEP, UNK, LanguageConfig, SyntheticLan
                           make_agent_task, make_topic_task)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest (and immune to a busy second core) on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-
-@pytest.fixture(scope="module")
-def lang():
-    return SyntheticLanguage(LanguageConfig(seed=0))
-
-
-@pytest.fixture(scope="module")
-def tok(lang):
-    return WordTokenizer.from_language(lang)
-
-
 def test_corpus_deterministic_and_seed_dependent(lang):
     a = lang.corpus(200, seed=1)
     b = SyntheticLanguage(LanguageConfig(seed=0)).corpus(200, seed=1)

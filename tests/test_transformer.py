@@ -8,16 +8,6 @@ from ptm_lib.transformer import (EncoderDecoder, TransformerClassifier, Transfor
 V = 50
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest (and immune to a busy second core) on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-
 def cfg(**kw):
     base = dict(vocab_size=V, max_len=16, d_model=32, n_layers=2, n_heads=4)
     base.update(kw)
