@@ -10,6 +10,8 @@ One module per concern:
     objectives  masked LM (BERT 80/10/10), causal LM, span-corruption denoising
     pretrain    pretraining on unlabelled text; the shipped checkpoint (python -m ptm_lib.pretrain)
     finetune    scratch / linear probe / partial unfreezing / full fine-tuning
+    lstm        LSTM encoder/decoder, sequence autoencoder and LM objectives, LSTM classifier
+    shift       image shifts and corruptions of the digits (distribution shift)
     train       fit, History, classification_loss, NonFiniteLossError
     evaluate    predict, accuracy, confusion, per_class_accuracy
     checkpoint  save_checkpoint, load_checkpoint (safetensors + JSON, never pickle)

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -89,22 +90,49 @@ def _kernel_env(results: Path, smoke: bool | None) -> dict:
     return env
 
 
+EXPECTED_ERROR_TAG = "raises-exception"  # also honoured by nbclient and nbval
+
+
+def _raise_for_unexpected_errors(papermill_check, nb, output_path):
+    """papermill fails a run on any error output. Cells tagged `raises-exception` (a lesson showing
+    that some code fails) are expected to fail, so their errors are hidden from that check."""
+    expected = [c for c in nb.cells if EXPECTED_ERROR_TAG in c.get("metadata", {}).get("tags", [])]
+    saved = [(c.get("outputs", []), dict(c.metadata.get("papermill", {}))) for c in expected]
+    for cell in expected:
+        cell.outputs = [o for o in cell.get("outputs", []) if o.get("output_type") != "error"]
+        cell.metadata.get("papermill", {}).pop("exception", None)
+    try:
+        papermill_check(nb, output_path)
+    finally:
+        for cell, (outputs, meta) in zip(expected, saved):
+            cell.outputs = outputs
+            if meta:
+                cell.metadata["papermill"] = meta
+
+
 def run_notebook(path: Path, out_path: Path, *, parameters: dict | None, results: Path,
                  smoke: bool | None = None, timeout: int = 600) -> dict:
-    """Execute one notebook with papermill; return {"notebook", "status", "wall_s", "error"}."""
+    """Execute one notebook with papermill; return {"notebook", "status", "wall_s", "error"}.
+
+    A cell tagged `raises-exception` may fail (the lesson shows an error); any other error fails the run.
+    """
     import papermill as pm
+    import papermill.execute as pm_execute
 
     old_env, kernel_env = dict(os.environ), _kernel_env(results, smoke)
     os.environ.clear()
     os.environ.update(kernel_env)  # papermill's kernel inherits this process's env
     t0 = time.perf_counter()
     status, error = "ok", None
+    papermill_check = pm_execute.raise_for_execution_errors
+    pm_execute.raise_for_execution_errors = functools.partial(_raise_for_unexpected_errors, papermill_check)
     try:
         pm.execute_notebook(str(path), str(out_path), parameters=parameters, kernel_name="python3",
                             cwd=str(path.parent), progress_bar=False, execution_timeout=timeout)
     except Exception as e:  # PapermillExecutionError carries the cell's traceback
         status, error = "failed", f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
     finally:
+        pm_execute.raise_for_execution_errors = papermill_check
         os.environ.clear()
         os.environ.update(old_env)
     return {"notebook": path.stem, "status": status, "wall_s": round(time.perf_counter() - t0, 2), "error": error}

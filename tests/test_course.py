@@ -151,3 +151,26 @@ def test_kernel_inherits_environment_and_parameters(tmp_path, monkeypatch):
     assert row["status"] == "ok", row
     text = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[-1].outputs[0]["text"]
     assert text.split() == ["tweet", "1", "4", str(src.parent)]
+
+
+def test_cells_tagged_raises_exception_may_fail_but_no_other(tmp_path):
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    def notebook(*cells):
+        nb = new_notebook(cells=[new_code_cell("SMOKE = False\nSEED = 0", metadata={"tags": ["parameters"]}), *cells])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        return nb
+
+    expected = new_code_cell("undefined_name", metadata={"tags": ["raises-exception"]})
+    after = new_code_cell("import sys\nprint(type(sys.last_value).__name__)")
+    nbformat.write(notebook(expected, after), tmp_path / "ok.ipynb")
+    row = course.run_notebook(tmp_path / "ok.ipynb", tmp_path / "ok_out.ipynb", parameters=None,
+                              results=tmp_path / "results", timeout=60)
+    assert row["status"] == "ok", row
+    out = nbformat.read(tmp_path / "ok_out.ipynb", as_version=4)
+    assert out.cells[1].outputs[0]["ename"] == "NameError"          # the error is kept in the output
+    assert out.cells[2].outputs[0]["text"].strip() == "NameError"   # and the next cells still ran
+    nbformat.write(notebook(new_code_cell("undefined_name")), tmp_path / "bad.ipynb")
+    row = course.run_notebook(tmp_path / "bad.ipynb", tmp_path / "bad_out.ipynb", parameters=None,
+                              results=tmp_path / "results", timeout=60)
+    assert row["status"] == "failed" and "NameError" in row["error"]
