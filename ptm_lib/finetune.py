@@ -11,6 +11,7 @@ All training goes through `ptm_lib.train.fit`. Shapes: ids/mask (N, T), labels (
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, replace
 
@@ -50,14 +51,15 @@ def encode_task(task: LabelledTask, tokenizer: WordTokenizer, max_len: int) -> E
                        enc(task.unseen_texts, task.unseen_labels), task)
 
 
-def text_classification_loss(model, batch) -> torch.Tensor:
-    """Cross-entropy of model(ids, mask) (B, C) against labels (B,); a clear error for bad labels."""
+def text_classification_loss(model, batch, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy of model(ids, mask) (B, C) against labels (B,); a clear error for bad labels.
+    `label_smoothing` = epsilon spreads that much target mass uniformly over the C classes."""
     ids, mask, y = batch
     T = int(mask.sum(1).max())
     logits = model(ids[:, :T], mask[:, :T])
     if int(y.min()) < 0 or int(y.max()) >= logits.shape[-1]:
         raise ValueError(f"labels must be in [0, {logits.shape[-1] - 1}], found [{int(y.min())}, {int(y.max())}]")
-    return F.cross_entropy(logits, y)
+    return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
 
 
 @torch.no_grad()
@@ -97,9 +99,10 @@ def make_classifier(strategy: str, lm: TransformerLM, n_classes: int) -> Transfo
 
 
 def train_classifier(model: TransformerClassifier, split, *, steps: int, lr: float, head_lr: float,
-                     batch_size: int = 32, warmup: int = 10, seed: int = 0, **fit_kwargs):
+                     batch_size: int = 32, warmup: int = 10, seed: int = 0, label_smoothing: float = 0.0,
+                     **fit_kwargs):
     """Fine-tune `model` on (ids, mask, labels) with AdamW: `lr` for the body, `head_lr` for the
-    head, linear warm-up over `warmup` steps. Returns the History."""
+    head, linear warm-up over `warmup` steps, optional label smoothing. Returns the History."""
     ids, mask, y = split
     loader = DataLoader(TensorDataset(ids, mask, y), batch_size=min(batch_size, len(y)), shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
@@ -109,8 +112,8 @@ def train_classifier(model: TransformerClassifier, split, *, steps: int, lr: flo
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     fit_kwargs.setdefault("progress", False)
     fit_kwargs.setdefault("live", False)
-    return fit(model, text_classification_loss, loader, steps=steps, optimizer=optimizer,
-               scheduler=scheduler, **fit_kwargs)
+    loss_fn = functools.partial(text_classification_loss, label_smoothing=label_smoothing)
+    return fit(model, loss_fn, loader, steps=steps, optimizer=optimizer, scheduler=scheduler, **fit_kwargs)
 
 
 # Calibrated on this course's topic task (2 CPU cores): see notebooks/03_pipeline.ipynb.

@@ -63,3 +63,17 @@ def test_bad_labels_are_a_clear_error(setup):
     model = finetune.make_classifier("full", lm, data.n_classes)
     with pytest.raises(ValueError, match=r"labels must be in \[0, 5\]"):
         finetune.text_classification_loss(model, (ids[:4], mask[:4], torch.tensor([0, 1, 2, 6])))
+
+
+def test_label_smoothing_option_matches_torch(setup):
+    import torch.nn.functional as F
+
+    lm, data = setup
+    model = finetune.make_classifier("full", lm, data.n_classes).eval()
+    ids, mask, y = (t[:8] for t in data.train)
+    T = int(mask.sum(1).max())
+    logits = model(ids[:, :T], mask[:, :T])
+    for eps in (0.0, 0.1):
+        expected = F.cross_entropy(logits, y, label_smoothing=eps)
+        assert torch.allclose(finetune.text_classification_loss(model, (ids, mask, y), label_smoothing=eps), expected)
+    assert finetune.text_classification_loss(model, (ids, mask, y), 0.1) != finetune.text_classification_loss(model, (ids, mask, y))
