@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .finetune import text_classification_loss
 from .models import register
 
 __all__ = ["LSTMConfig", "LSTMEncoder", "LSTMDecoder", "SequenceAutoencoder", "LSTMClassifier", "shift_right",
@@ -226,14 +227,9 @@ def language_model_loss(model: SequenceAutoencoder, batch) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
 
 
-def classification_loss(model: LSTMClassifier, batch) -> torch.Tensor:
-    """Cross-entropy of model(ids, mask) (B, C) against labels (B,). The label is only the target."""
-    ids, mask, y = batch
-    ids, mask = _trim(ids, mask)
-    logits = model(ids, mask)
-    if int(y.min()) < 0 or int(y.max()) >= logits.shape[-1]:
-        raise ValueError(f"labels must be in [0, {logits.shape[-1] - 1}], found [{int(y.min())}, {int(y.max())}]")
-    return F.cross_entropy(logits, y)
+# Classification of (ids, mask, labels) batches is the same for every text model: the label is only
+# the target, never an input (the essay's code fed it to the decoder). One function serves both.
+classification_loss = text_classification_loss
 
 
 @torch.no_grad()
