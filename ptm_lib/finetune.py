@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from .text import LabelledTask, WordTokenizer, budget_indices
+from .text import LabelledTask, WordTokenizer, budget_indices, trim_padding
 from .train import fit
 from .transformer import TransformerClassifier, TransformerLM
 
@@ -55,20 +55,31 @@ def text_classification_loss(model, batch, label_smoothing: float = 0.0) -> torc
     """Cross-entropy of model(ids, mask) (B, C) against labels (B,); a clear error for bad labels.
     `label_smoothing` = epsilon spreads that much target mass uniformly over the C classes."""
     ids, mask, y = batch
-    T = int(mask.sum(1).max())
-    logits = model(ids[:, :T], mask[:, :T])
+    logits = model(*trim_padding(ids, mask))
     if int(y.min()) < 0 or int(y.max()) >= logits.shape[-1]:
         raise ValueError(f"labels must be in [0, {logits.shape[-1] - 1}], found [{int(y.min())}, {int(y.max())}]")
     return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
 
 
 @torch.no_grad()
-def accuracy(model, split) -> float:
-    """Accuracy (0..1) of a classifier on a split (ids, mask, labels)."""
-    ids, mask, y = split
+def predict(model, ids: torch.Tensor, mask: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Logits (N, C) of a text classifier for (ids (N, T), mask (N, T)), in eval mode, on the CPU."""
     model.eval()
     device = next(model.parameters()).device
-    return (model(ids.to(device), mask.to(device)).argmax(-1).cpu() == y).float().mean().item()
+    chunks = []
+    for s in range(0, len(ids), batch_size):
+        i, m = trim_padding(ids[s:s + batch_size], mask[s:s + batch_size])
+        chunks.append(model(i.to(device), m.to(device)).float().cpu())
+    return torch.cat(chunks)
+
+
+def accuracy(model, split) -> float:
+    """Accuracy (0..1) of a classifier on a split (ids, mask, labels); NaN for an empty split
+    (e.g. the unseen-word test of a language without held-out words)."""
+    ids, mask, y = split
+    if len(y) == 0:
+        return float("nan")
+    return (predict(model, ids, mask).argmax(-1) == y).float().mean().item()
 
 
 @torch.no_grad()

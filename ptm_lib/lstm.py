@@ -28,8 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .finetune import accuracy as text_accuracy
+from .finetune import predict as text_predict
 from .finetune import text_classification_loss
 from .models import register
+from .text import trim_padding
 
 __all__ = ["LSTMConfig", "LSTMEncoder", "LSTMDecoder", "SequenceAutoencoder", "LSTMClassifier", "shift_right",
            "autoencoder_loss", "language_model_loss", "classification_loss", "predict", "accuracy"]
@@ -202,18 +205,12 @@ class LSTMClassifier(nn.Module):
 
 
 # ---------------------------------------------------------------------------- objectives
-def _trim(ids, mask):
-    """Drop all-padding columns at the right (batches are padded to the longest sentence overall)."""
-    T = max(1, int(mask.sum(1).max()))
-    return ids[:, :T], mask[:, :T]
-
-
 def autoencoder_loss(model: SequenceAutoencoder, batch) -> torch.Tensor:
     """Mean cross-entropy of reconstructing every real token; padding is ignored.
 
     batch: (ids (B, T), mask (B, T)[, anything]) -- labels, if present, are NOT used.
     """
-    ids, mask = _trim(batch[0], batch[1])
+    ids, mask = trim_padding(batch[0], batch[1])
     logits = model(ids, mask)                                           # (B, T, V)
     targets = ids.masked_fill(~mask, -100)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
@@ -221,30 +218,14 @@ def autoencoder_loss(model: SequenceAutoencoder, batch) -> torch.Tensor:
 
 def language_model_loss(model: SequenceAutoencoder, batch) -> torch.Tensor:
     """Mean cross-entropy of predicting token t+1 from tokens <= t (LM-LSTM); padding ignored."""
-    ids, mask = _trim(batch[0], batch[1])
+    ids, mask = trim_padding(batch[0], batch[1])
     logits = model.next_token_logits(ids, mask)[:, :-1]                 # (B, T-1, V)
     targets = ids[:, 1:].masked_fill(~mask[:, 1:], -100)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
 
 
-# Classification of (ids, mask, labels) batches is the same for every text model: the label is only
-# the target, never an input (the essay's code fed it to the decoder). One function serves both.
+# Classifying (ids, mask, labels) batches is the same for every text model: the label is only the
+# target, never an input (the essay's code fed it to the decoder). The transformer's functions serve.
 classification_loss = text_classification_loss
-
-
-@torch.no_grad()
-def predict(model: LSTMClassifier, ids: torch.Tensor, mask: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Logits (N, C) for (ids (N, T), mask (N, T)), in eval mode, on the CPU."""
-    model.eval()
-    device = next(model.parameters()).device
-    chunks = []
-    for s in range(0, len(ids), batch_size):
-        i, m = _trim(ids[s:s + batch_size], mask[s:s + batch_size])
-        chunks.append(model(i.to(device), m.to(device)).float().cpu())
-    return torch.cat(chunks)
-
-
-def accuracy(model: LSTMClassifier, split) -> float:
-    """Accuracy (0..1) on a split (ids, mask, labels)."""
-    ids, mask, y = split
-    return (predict(model, ids, mask).argmax(-1) == y).float().mean().item()
+predict = text_predict      # (ids (N, T), mask (N, T)) -> logits (N, C), eval mode, on the CPU
+accuracy = text_accuracy    # split (ids, mask, labels) -> accuracy in 0..1

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from .objectives import (IGNORE_INDEX, clm_loss, denoising_loss, lr_schedule, mask_tokens, span_corrupt,
                          topic_cloze_accuracy)
-from .text import LanguageConfig, SyntheticLanguage, WordTokenizer, embedding_topic_purity
+from .text import LanguageConfig, SyntheticLanguage, WordTokenizer, embedding_topic_purity, trim_padding
 from .train import History, fit
 from .transformer import EncoderDecoder, TransformerConfig, TransformerLM
 
@@ -62,9 +62,7 @@ def objective_loss(objective: str, tokenizer: WordTokenizer, mask_p: float = 0.1
         raise ValueError(f"objective must be 'mlm', 'clm' or 'denoise', got {objective!r}")
 
     def loss_fn(model, batch):
-        ids, mask = batch
-        T = int(mask.sum(1).max())           # drop columns that are padding in the whole batch
-        ids, mask = ids[:, :T], mask[:, :T]
+        ids, mask = trim_padding(*batch)
         causal = getattr(model.config, "causal", False)
         if objective == "mlm":
             if causal:

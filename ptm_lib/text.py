@@ -67,6 +67,7 @@ __all__ = [
     "make_topic_task",
     "make_agent_task",
     "budget_indices",
+    "trim_padding",
     "embedding_topic_purity",
 ]
 
@@ -436,6 +437,13 @@ class WordTokenizer:
 
 
 # ---------------------------------------------------------------- labelled tasks
+def trim_padding(ids, mask):
+    """Drop the right-hand columns that are padding in every row of a batch (encode_batch pads
+    every sentence to the longest of the whole corpus): (B, T), (B, T) -> (B, T'), (B, T')."""
+    T = max(1, int(mask.sum(1).max()))
+    return ids[:, :T], mask[:, :T]
+
+
 @dataclass
 class LabelledTask:
     """A labelled classification task.
@@ -496,21 +504,28 @@ def make_topic_task(lang: SyntheticLanguage, pool_per_class: int = 256,
     """Sentence -> topic.  See the module docstring for the train/test design."""
     _check_task_args(pool_per_class, n_test_per_class)
     rng = random.Random(f"topic-task-{lang.config.seed}-{seed}")
-    K = lang.n_topics
+    return _labelled_task("topic", lang, lambda t, which: lang.sentence(rng, t, which, min_topic_words),
+                          pool_per_class, n_test_per_class, needs_word_order=False)
 
+
+def _labelled_task(name: str, lang: SyntheticLanguage, sentence, pool_per_class: int,
+                   n_test_per_class: int, needs_word_order: bool) -> LabelledTask:
+    """Build the three splits of a task from `sentence(label, which) -> list of words`:
+    a class-balanced labelled pool ("visible" words only), the natural test mix ("all"),
+    and the unseen-word test ("heldout"), drawn in that order."""
     def make(n, which):
         texts, labels = [], []
         for _ in range(n):
-            for t in range(K):
-                texts.append(" ".join(lang.sentence(rng, t, which, min_topic_words)))
-                labels.append(t)
+            for c in range(lang.n_topics):
+                texts.append(" ".join(sentence(c, which)))
+                labels.append(c)
         return texts, np.asarray(labels, dtype=np.int64)
 
     tr = make(pool_per_class, "visible")
     te = make(n_test_per_class, "all")
     un = make(n_test_per_class, "heldout") if lang.heldout else ([], np.zeros(0, np.int64))
-    return LabelledTask("topic", list(lang.topics), tr[0], tr[1], te[0], te[1], un[0], un[1],
-                        info={"needs_word_order": False})
+    return LabelledTask(name, list(lang.topics), tr[0], tr[1], te[0], te[1], un[0], un[1],
+                        info={"needs_word_order": needs_word_order})
 
 
 def _agent_sentence(lang: SyntheticLanguage, rng: random.Random, a: int, b: int, which: str):
@@ -539,23 +554,13 @@ def make_agent_task(lang: SyntheticLanguage, pool_per_class: int = 256,
     if lang.n_topics < 2:
         raise ValueError("the agent task needs at least 2 topics")
     rng = random.Random(f"agent-task-{lang.config.seed}-{seed}")
-    K = lang.n_topics
 
-    def make(n, which):
-        texts, labels = [], []
-        for _ in range(n):
-            for a in range(K):
-                b = rng.randrange(K - 1)
-                b += b >= a
-                texts.append(" ".join(_agent_sentence(lang, rng, a, b, which)))
-                labels.append(a)
-        return texts, np.asarray(labels, dtype=np.int64)
+    def sentence(a, which):
+        b = rng.randrange(lang.n_topics - 1)   # the object's topic: any other than the subject's
+        b += b >= a
+        return _agent_sentence(lang, rng, a, b, which)
 
-    tr = make(pool_per_class, "visible")
-    te = make(n_test_per_class, "all")
-    un = make(n_test_per_class, "heldout") if lang.heldout else ([], np.zeros(0, np.int64))
-    return LabelledTask("agent", list(lang.topics), tr[0], tr[1], te[0], te[1], un[0], un[1],
-                        info={"needs_word_order": True})
+    return _labelled_task("agent", lang, sentence, pool_per_class, n_test_per_class, needs_word_order=True)
 
 
 # ------------------------------------------------------------------ diagnostics

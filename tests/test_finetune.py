@@ -77,3 +77,17 @@ def test_label_smoothing_option_matches_torch(setup):
         expected = F.cross_entropy(logits, y, label_smoothing=eps)
         assert torch.allclose(finetune.text_classification_loss(model, (ids, mask, y), label_smoothing=eps), expected)
     assert finetune.text_classification_loss(model, (ids, mask, y), 0.1) != finetune.text_classification_loss(model, (ids, mask, y))
+
+
+def test_accuracy_predict_in_batches_and_empty_split(setup):
+    import math
+
+    lm, data = setup
+    model = finetune.make_classifier("full", lm, data.n_classes)
+    ids, mask, _ = data.test
+    logits = finetune.predict(model, ids, mask, batch_size=7)
+    assert logits.shape == (len(ids), data.n_classes)
+    assert torch.allclose(logits, finetune.predict(model, ids, mask), atol=1e-5)
+    y = logits.argmax(-1)
+    assert finetune.accuracy(model, (ids, mask, y)) == 1.0
+    assert math.isnan(finetune.accuracy(model, (ids[:0], mask[:0], y[:0])))
