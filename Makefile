@@ -8,14 +8,18 @@ NOTEBOOKS ?=
 SEED   ?= 0
 PORT   ?= 8888
 LAB_ARGS ?=
+# A wheel index to take torch (the version pinned in constraints.txt) from, before everything else,
+# e.g. PyTorch's CPU-only index on a machine without an NVIDIA GPU (see README, "GPUs and other machines").
+TORCH_INDEX ?=
 
 .PHONY: lab test smoke course execute pretrain lock venv clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "ptm-course needs Python >= 3.10, found " + sys.version.split()[0]'
+	@$(PYTHON) -c 'import sys; sys.version_info >= (3, 11, 5) or sys.exit("ptm-course needs Python >= 3.11.5 (the pins in constraints.txt do), found " + sys.version.split()[0] + "; pick another with PYTHON=/path/to/python3")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(if $(TORCH_INDEX),$(PY) -m pip install --quiet --no-deps --index-url $(TORCH_INDEX) "$$(grep '^torch==' constraints.txt)")
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
@@ -45,7 +49,7 @@ execute: $(STAMP)
 
 ## Re-create the pretrained checkpoints shipped in data/ (a few CPU-minutes; see data/README.md).
 pretrain: $(STAMP)
-	$(PY) -m ptm_lib.pretrain --name mini_bert --out data
+	$(PY) -m ptm_lib.text.pretrain --name mini_bert --out data
 
 ## Regenerate constraints.txt from a fresh environment (after changing pyproject.toml).
 lock:

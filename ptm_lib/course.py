@@ -2,14 +2,20 @@
 
     python -m ptm_lib.course run [--smoke] [--seed N] [NOTEBOOK ...]
         Execute notebooks with papermill, each in a fresh `python3` kernel whose working
-        directory is the notebook's folder. Executed copies go to build/notebooks/, each
-        lesson's results to build/results/<stem>.json, and a status table to
-        build/results/summary.json. Exit status 1 if any notebook failed.
+        directory is the notebook's folder. Executed copies (with their widget state) go to
+        build/notebooks/, each lesson's results to build/results/<stem>.json, and a status table
+        to build/results/summary.json. In full mode a notebook also fails when its results file
+        is missing, lacks a claim registered in notebooks/claims.toml, or has a claim that does
+        not hold. Exit status 1 if any notebook failed.
 
     python -m ptm_lib.course execute [NOTEBOOK ...]
-        Re-run notebooks in full (default) mode and write the outputs back into notebooks/,
-        stamped with a hash of the code cells (`make execute`). `stale_reasons` uses the stamp
-        to tell when committed outputs no longer match the code.
+        Re-run notebooks in full (default) mode and write the outputs back into notebooks/
+        (`make execute`), stamped with hashes of what produced them: the code cells, every
+        ptm_lib/**/*.py, every file under data/, the notebook's section of notebooks/claims.toml,
+        the torch version, and the outputs themselves.
+
+    python -m ptm_lib.course check [NOTEBOOK ...]
+        List notebooks whose committed outputs are stale, and why (`stale_reasons`).
 """
 from __future__ import annotations
 
@@ -25,9 +31,11 @@ from pathlib import Path
 
 import nbformat
 
-from .report import repo_root
+from .report import load_registry, registry_path, repo_root
 
 STAMP_KEY = "ptm_course"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 CHAPTERS = [  # (essay section, notebook stem, what the lesson does)
     ("-", "00_start_here", "how to use the course; a first 30-second experiment"),
@@ -50,6 +58,8 @@ def chapter_map() -> str:
         exists = (notebooks_dir() / f"{stem}.ipynb").exists()
         lines.append(f"| {section} | `{stem}.ipynb`{'' if exists else ' (planned)'} | {what} |")
     return "\n".join(lines)
+
+
 RUNNER_PARAMETERS = ("SMOKE", "SEED")
 
 
@@ -72,12 +82,120 @@ def list_notebooks(names: list[str] | None = None) -> list[Path]:
     return paths
 
 
+# --- the stamp: what produced a notebook's committed outputs ----------------------------------
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _code_cells(nb) -> list:
+    """Code cells, papermill's injected-parameters cell excluded."""
+    return [c for c in nb.cells
+            if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
+
+
 def code_hash(nb) -> str:
     """sha256 of the notebook's code cells (papermill's injected-parameters cell excluded)."""
-    sources = [c.source for c in nb.cells
-               if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
-    return hashlib.sha256(json.dumps(sources).encode()).hexdigest()
+    return _sha256(json.dumps([c.source for c in _code_cells(nb)]))
 
+
+def outputs_hash(nb) -> str:
+    """sha256 of a canonical JSON of every code cell's outputs and execution count."""
+    cells = [{"execution_count": c.get("execution_count"), "outputs": c.get("outputs", [])} for c in _code_cells(nb)]
+    return _sha256(json.dumps(cells, sort_keys=True, separators=(",", ":")))
+
+
+def tree_hash(root: Path, folder: str, pattern: str = "*") -> str:
+    """sha256 over the files `folder/**/pattern` under `root`: sorted relative paths and their bytes.
+    Hidden files and folders (.ipynb_checkpoints, .DS_Store) are left out."""
+    digest = hashlib.sha256()
+    files = [p for p in (Path(root) / folder).rglob(pattern) if p.is_file()]
+    for rel in sorted(p.relative_to(root).as_posix() for p in files):
+        if any(part.startswith(".") for part in rel.split("/")):
+            continue
+        data = (Path(root) / rel).read_bytes()
+        digest.update(f"{rel}\0{len(data)}\0".encode() + data)
+    return digest.hexdigest()
+
+
+def claims_hash(stem: str, root: Path | None = None) -> str:
+    """sha256 of the notebook's section of notebooks/claims.toml (canonical JSON)."""
+    section = load_registry(registry_path(root or repo_root())).get(stem, {})
+    return _sha256(json.dumps(section, sort_keys=True))
+
+
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__.split("+")[0]
+
+
+STAMP_PARTS = {  # stamp key -> what it covers, as `stale_reasons` names it
+    "code_sha256": "code cells",
+    "library_sha256": "ptm_lib",
+    "data_sha256": "data/",
+    "claims_sha256": "its claims in notebooks/claims.toml",
+    "torch": "torch version",
+}
+
+
+def input_stamp(nb, stem: str, root: Path | None = None) -> dict:
+    """The hashes of everything that produced the outputs, and one `inputs_sha256` over them all."""
+    root = Path(root or repo_root())
+    parts = {"code_sha256": code_hash(nb), "library_sha256": tree_hash(root, "ptm_lib", "*.py"),
+             "data_sha256": tree_hash(root, "data"), "claims_sha256": claims_hash(stem, root),
+             "torch": torch_version()}
+    return {**parts, "inputs_sha256": _sha256(json.dumps(parts, sort_keys=True))}
+
+
+def _widget_views_without_state(nb) -> list[str]:
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    views = [o["data"][WIDGET_VIEW]["model_id"] for c in nb.cells if c.cell_type == "code"
+             for o in c.get("outputs", []) if WIDGET_VIEW in o.get("data", {})]
+    return [v for v in views if v not in state]
+
+
+def stale_reasons(path: Path, root: Path | None = None) -> list[str]:
+    """Why the committed outputs of `path` cannot be trusted (empty list: they are fine).
+
+    `root`: the course folder whose ptm_lib/, data/ and notebooks/claims.toml are compared
+    with the stamp (default: `repo_root()`).
+    """
+    nb = nbformat.read(path, as_version=4)
+    stamp = nb.metadata.get(STAMP_KEY)
+    if not stamp:
+        return ["never executed with `make execute` (no stamp)"]
+    reasons = []
+    if stamp.get("mode") != "full":
+        reasons.append(f"outputs come from {stamp.get('mode')!r} mode, not a full default run")
+    now = input_stamp(nb, Path(path).stem, root)
+    unrecorded = [what for key, what in {**STAMP_PARTS, "outputs_sha256": "outputs"}.items() if key not in stamp]
+    if unrecorded:
+        reasons.append(f"the stamp has no hash of {', '.join(unrecorded)} (an older `make execute` wrote it)")
+    for key, what in STAMP_PARTS.items():
+        if key not in stamp:
+            continue
+        if key == "torch" and stamp[key] != now[key]:
+            reasons.append(f"outputs come from torch {stamp[key]}, this environment has torch {now[key]}")
+        elif stamp[key] != now[key]:
+            reasons.append(f"{what} changed since the outputs were produced")
+    if "outputs_sha256" in stamp and stamp["outputs_sha256"] != outputs_hash(nb):
+        reasons.append("outputs were edited after execution (they do not match the stamp)")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if any(c.get("execution_count") is None for c in code if c.source.strip()):
+        reasons.append("some code cells were not executed")
+    if any(o.get("output_type") == "error" for c in code for o in c.get("outputs", [])
+           if EXPECTED_ERROR_TAG not in c.metadata.get("tags", [])):
+        reasons.append("a cell's committed output is an error")
+    if any("injected-parameters" in c.metadata.get("tags", []) for c in code):
+        reasons.append("an injected-parameters cell was committed (outputs of a parametrised run)")
+    if _widget_views_without_state(nb):
+        reasons.append("widget outputs lack their stored widget state (metadata.widgets was dropped, "
+                       "e.g. by saving in JupyterLab)")
+    return reasons
+
+
+# --- running notebooks ------------------------------------------------------------------------
 
 def _kernel_env(results: Path, smoke: bool | None) -> dict:
     env = dict(os.environ)
@@ -110,15 +228,48 @@ def _raise_for_unexpected_errors(papermill_check, nb, output_path):
                 cell.metadata["papermill"] = meta
 
 
+def results_problems(results_file: Path, notebook: str, *, registry: dict | str | os.PathLike | None = None,
+                     seed: int | None = None) -> list[str]:
+    """Why a full run's results file does not show every registered claim holding (empty: it does)."""
+    results_file = Path(results_file)
+    if not results_file.exists():
+        return [f"no results file {results_file.name}: the notebook never called report.save()"]
+    try:
+        results = json.loads(results_file.read_text())
+    except json.JSONDecodeError as e:
+        return [f"results file {results_file.name} is not valid JSON ({e})"]
+    problems = []
+    if results.get("mode") != "full":
+        problems.append(f"results come from {results.get('mode')!r} mode, not a full run")
+    if seed is not None and results.get("seed") != seed:
+        problems.append(f"results are for seed {results.get('seed')}, the run asked for seed {seed}")
+    claims = results.get("claims", {})
+    missing = [name for name in load_registry(registry).get(notebook, {}) if name not in claims]
+    if missing:
+        problems.append(f"registered claim(s) never measured: {', '.join(missing)}")
+    failed = [f"{name} ({c.get('value'):.4g} {c.get('op')} {c.get('threshold'):.4g})"
+              for name, c in claims.items() if c.get("holds") is not True]
+    if failed:
+        problems.append(f"claim(s) that do not hold: {', '.join(failed)}")
+    return problems
+
+
 def run_notebook(path: Path, out_path: Path, *, parameters: dict | None, results: Path,
-                 smoke: bool | None = None, timeout: int = 600) -> dict:
+                 smoke: bool | None = None, timeout: int = 600,
+                 registry: dict | str | os.PathLike | None = None) -> dict:
     """Execute one notebook with papermill; return {"notebook", "status", "wall_s", "error"}.
 
     A cell tagged `raises-exception` may fail (the lesson shows an error); any other error fails the run.
+    The output notebook keeps the widgets' state (metadata.widgets), so saved widgets can render.
+    Full mode (`smoke` falsy): the run also fails unless the notebook wrote `results/<stem>.json`
+    during this run, with every claim registered for it (`registry`, default notebooks/claims.toml)
+    measured and holding.
     """
     import papermill as pm
     import papermill.execute as pm_execute
 
+    results_file = Path(results) / f"{Path(path).stem}.json"
+    results_file.unlink(missing_ok=True)   # a file left by an earlier run proves nothing
     old_env, kernel_env = dict(os.environ), _kernel_env(results, smoke)
     os.environ.clear()
     os.environ.update(kernel_env)  # papermill's kernel inherits this process's env
@@ -128,18 +279,25 @@ def run_notebook(path: Path, out_path: Path, *, parameters: dict | None, results
     pm_execute.raise_for_execution_errors = functools.partial(_raise_for_unexpected_errors, papermill_check)
     try:
         pm.execute_notebook(str(path), str(out_path), parameters=parameters, kernel_name="python3",
-                            cwd=str(path.parent), progress_bar=False, execution_timeout=timeout)
+                            cwd=str(Path(path).parent), progress_bar=False, execution_timeout=timeout,
+                            store_widget_state=True)   # an nbclient option, passed on by papermill
     except Exception as e:  # PapermillExecutionError carries the cell's traceback
         status, error = "failed", f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
     finally:
         pm_execute.raise_for_execution_errors = papermill_check
         os.environ.clear()
         os.environ.update(old_env)
-    return {"notebook": path.stem, "status": status, "wall_s": round(time.perf_counter() - t0, 2), "error": error}
+    if status == "ok" and not smoke:
+        seed = (parameters or {}).get("SEED")
+        problems = results_problems(results_file, Path(path).stem, registry=registry, seed=seed)
+        if problems:
+            status, error = "failed", "full run: " + "; ".join(problems)
+    return {"notebook": Path(path).stem, "status": status, "wall_s": round(time.perf_counter() - t0, 2),
+            "error": error}
 
 
 def run(names: list[str] | None = None, *, smoke: bool = False, seed: int = 0, timeout: int = 600,
-        build: Path | None = None) -> list[dict]:
+        build: Path | None = None, registry: dict | str | os.PathLike | None = None) -> list[dict]:
     """Execute notebooks into `build` (default <course>/build) and print a status table; return the rows."""
     build = Path(build or repo_root() / "build")
     out_dir, results = build / "notebooks", build / "results"
@@ -149,7 +307,7 @@ def run(names: list[str] | None = None, *, smoke: bool = False, seed: int = 0, t
     for path in list_notebooks(names):
         print(f"running {path.stem} ({'smoke' if smoke else 'full'}, seed {seed}) ...", flush=True)
         row = run_notebook(path, out_dir / path.name, parameters={"SMOKE": smoke, "SEED": seed},
-                           results=results, smoke=smoke, timeout=timeout)
+                           results=results, smoke=smoke, timeout=timeout, registry=registry)
         row["results"] = str(results / f"{path.stem}.json")
         rows.append(row)
     summary = {"mode": "smoke" if smoke else "full", "seed": seed, "notebooks": rows}
@@ -168,13 +326,19 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def execute_in_place(path: Path, timeout: int = 600) -> dict:
-    """Run `path` in full default mode and save its outputs into the notebook, stamped."""
-    root = repo_root()
+def execute_in_place(path: Path, timeout: int = 600, root: Path | None = None) -> dict:
+    """Run `path` in full default mode and save its outputs into the notebook, stamped.
+
+    `root`: the course folder (default `repo_root()`): results go to its build/results, claims are
+    checked against its notebooks/claims.toml, and the stamp hashes its ptm_lib/ and data/. If any
+    of those change while the notebook runs, nothing is written and the row says so.
+    """
+    root = Path(root or repo_root())
+    before = input_stamp(nbformat.read(path, as_version=4), Path(path).stem, root)
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / path.name
+        out = Path(tmp) / Path(path).name
         row = run_notebook(path, out, parameters=None, results=root / "build" / "results",
-                           smoke=False, timeout=timeout)
+                           smoke=False, timeout=timeout, registry=registry_path(root))
         if row["status"] != "ok":
             return row
         nb = nbformat.read(out, as_version=4)
@@ -182,34 +346,15 @@ def execute_in_place(path: Path, timeout: int = 600) -> dict:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
-    import torch
-
-    nb.metadata[STAMP_KEY] = {"mode": "full", "seed": 0, "code_sha256": code_hash(nb),
-                              "torch": torch.__version__.split("+")[0], "wall_s": row["wall_s"]}
+    stamp = input_stamp(nb, Path(path).stem, root)
+    if stamp != before:
+        changed = [what for key, what in STAMP_PARTS.items() if stamp[key] != before[key]]
+        return {**row, "status": "failed",
+                "error": f"{', '.join(changed)} changed while the notebook ran; outputs not saved, run it again"}
+    nb.metadata[STAMP_KEY] = {"mode": "full", "seed": 0, **stamp, "outputs_sha256": outputs_hash(nb),
+                              "wall_s": row["wall_s"]}
     nbformat.write(nb, path)
     return row
-
-
-def stale_reasons(path: Path) -> list[str]:
-    """Why the committed outputs of `path` cannot be trusted (empty list: they are fine)."""
-    nb = nbformat.read(path, as_version=4)
-    stamp = nb.metadata.get(STAMP_KEY)
-    if not stamp:
-        return ["never executed with `make execute` (no stamp)"]
-    reasons = []
-    if stamp.get("mode") != "full":
-        reasons.append(f"outputs come from {stamp.get('mode')!r} mode, not a full default run")
-    if stamp.get("code_sha256") != code_hash(nb):
-        reasons.append("code cells changed since the outputs were produced")
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    if any(c.get("execution_count") is None for c in code if c.source.strip()):
-        reasons.append("some code cells were not executed")
-    if any(o.get("output_type") == "error" for c in code for o in c.get("outputs", [])
-           if "raises-exception" not in c.metadata.get("tags", [])):
-        reasons.append("a cell's committed output is an error")
-    if any("injected-parameters" in c.metadata.get("tags", []) for c in code):
-        reasons.append("an injected-parameters cell was committed (outputs of a parametrised run)")
-    return reasons
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(any(r["status"] != "ok" for r in rows))
     stale = {p.stem: stale_reasons(p) for p in list_notebooks(args.notebooks)}
     for name, reasons in stale.items():
-        print(f"{name}: {'; '.join(reasons) if reasons else 'up to date'}")
+        print(f"{name}: {'; '.join(reasons) + f' (run make execute NOTEBOOKS={name})' if reasons else 'up to date'}")
     return int(any(stale.values()))
 
 

@@ -1,5 +1,14 @@
-"""Evaluation helpers: predictions, accuracy, confusion matrices."""
+"""Evaluation for every model of the course: predictions, accuracy, confusion matrices, and how
+many labels a learning curve needs to reach an accuracy (`labels_needed`).
+
+`inputs` is what the model is called with, stacked over N examples: a tensor X (N, ...) for
+``model(x)``, or a tuple/list of tensors with the same first dimension, e.g. ``(ids, mask)``
+(N, T) each for ``model(ids, mask)``. Batches are cut along the first dimension.
+"""
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -8,25 +17,33 @@ from torch import nn
 from .device import autocast
 
 
-@torch.no_grad()
-def predict(model: nn.Module, X: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Logits of `model` on X, in eval mode and in batches: (N, ...) -> (N, C), on the CPU."""
+def predict(model: nn.Module, inputs, batch_size: int = 1024) -> torch.Tensor:
+    """Logits of ``model(*batch)`` over all of `inputs`: (N, C) float32, on the CPU.
+
+    Runs in eval mode without gradients, in batches of `batch_size`, with bf16 autocast on CUDA
+    only; the model's previous train/eval mode is restored afterwards.
+    """
+    tensors = _as_tuple(inputs)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = next(model.parameters(), torch.empty(0)).device
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    chunks = []
-    for start in range(0, len(X), batch_size):
-        with autocast(device):
-            chunks.append(model(X[start:start + batch_size].to(device)).float().cpu())
-    model.train(was_training)
+    try:
+        with torch.no_grad(), autocast(device):
+            chunks = [model(*(t[start:start + batch_size].to(device) for t in tensors)).float().cpu()
+                      for start in range(0, len(tensors[0]), batch_size)]
+    finally:
+        model.train(was_training)
     return torch.cat(chunks)
 
 
-def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
-    """Fraction of examples whose arg-max prediction equals the label (0..1)."""
-    if len(X) != len(y):
-        raise ValueError(f"X and y differ in length: {len(X)} vs {len(y)}")
-    return (predict(model, X, batch_size).argmax(-1) == y.cpu()).float().mean().item()
+def accuracy(model: nn.Module, inputs, y: torch.Tensor, batch_size: int = 1024) -> float:
+    """Fraction (in [0, 1]) of the N examples whose arg-max logit equals the label y (N,)."""
+    n = len(_as_tuple(inputs)[0])
+    if y.dim() != 1 or len(y) != n:
+        raise ValueError(f"labels y must have shape ({n},), one class id per example, got {tuple(y.shape)}")
+    return (predict(model, inputs, batch_size).argmax(-1) == y.cpu()).float().mean().item()
 
 
 def confusion(y_true, y_pred, n_classes: int) -> np.ndarray:
@@ -37,6 +54,67 @@ def confusion(y_true, y_pred, n_classes: int) -> np.ndarray:
 
 
 def per_class_accuracy(y_true, y_pred, n_classes: int) -> np.ndarray:
-    """Accuracy of each class (n_classes,): the diagonal of the row-normalised confusion matrix."""
+    """Accuracy of each class (n_classes,): the diagonal of the row-normalised confusion matrix
+    (0 for a class with no examples)."""
     cm = confusion(y_true, y_pred, n_classes)
     return cm.diagonal() / np.maximum(cm.sum(axis=1), 1)
+
+
+@dataclass(frozen=True)
+class LabelsNeeded:
+    """Labels a learning curve needs to reach an accuracy: `value`, and `bound` = None (measured,
+    interpolated between two budgets of the grid), "lower" (never reached on the grid: the true
+    value is above `value`, *censored*) or "upper" (already reached at the smallest budget)."""
+
+    value: float
+    bound: str | None = None
+
+    @property
+    def censored(self) -> bool:
+        return self.bound is not None
+
+    def __str__(self) -> str:
+        if self.bound == "lower":
+            return f"> {self.value:g} (censored: never reached on the grid)"
+        if self.bound == "upper":
+            return f"<= {self.value:g} (reached at the smallest budget)"
+        return f"{self.value:.3g}"
+
+
+def labels_needed(budgets, accuracies, target: float) -> LabelsNeeded:
+    """How many labels the curve (budgets, accuracies) needs to reach `target`: the first crossing,
+    interpolated linearly in log(budget) between the two budgets around it.
+
+    budgets: increasing positive numbers (labels, e.g. per class); accuracies: same length.
+    Never reached -> LabelsNeeded(max budget, "lower"): a lower bound, not a measurement.
+    """
+    b = np.asarray(budgets, dtype=float)
+    a = np.asarray(accuracies, dtype=float)
+    if b.ndim != 1 or b.shape != a.shape or len(b) == 0:
+        raise ValueError(f"budgets and accuracies must be 1-D of the same non-zero length, got {b.shape} and {a.shape}")
+    if (b <= 0).any() or (np.diff(b) <= 0).any():
+        raise ValueError(f"budgets must be positive and increasing, got {b.tolist()}")
+    if not math.isfinite(target):
+        raise ValueError(f"target must be a finite accuracy, got {target}")
+    hits = np.flatnonzero(a >= target)
+    if len(hits) == 0:
+        return LabelsNeeded(float(b[-1]), "lower")
+    i = int(hits[0])
+    if i == 0:
+        return LabelsNeeded(float(b[0]), "upper")
+    frac = (target - a[i - 1]) / (a[i] - a[i - 1])
+    return LabelsNeeded(float(np.exp(np.log(b[i - 1]) + frac * (np.log(b[i]) - np.log(b[i - 1])))))
+
+
+def _as_tuple(inputs) -> tuple[torch.Tensor, ...]:
+    """`inputs` as a non-empty tuple of tensors with one shared, non-zero first dimension N."""
+    tensors = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+    if not tensors or not all(isinstance(t, torch.Tensor) and t.dim() >= 1 for t in tensors):
+        raise ValueError("inputs must be a tensor (N, ...) or a tuple/list of tensors (N, ...), "
+                         f"got {type(inputs).__name__}")
+    lengths = [len(t) for t in tensors]
+    if len(set(lengths)) > 1:
+        raise ValueError(f"the input tensors differ in length (first dimension): {lengths}")
+    if lengths[0] == 0:
+        raise ValueError("inputs are empty (0 examples): nothing to predict")
+    return tensors

@@ -6,6 +6,9 @@
 `loss_fn(model, batch) -> scalar loss` keeps the loop objective-agnostic: classification,
 masked LM, causal LM and autoencoders all plug in. The loop shows a tqdm progress bar, a live
 loss plot in JupyterLab, keeps a `History`, and stops with NonFiniteLossError on NaN/inf.
+
+One learning-rate schedule serves the whole course: `lr_factor` (linear warm-up, then constant
+or cosine decay), wrapped for an optimizer by `warmup_schedule`.
 """
 from __future__ import annotations
 
@@ -16,10 +19,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .device import autocast, pick_device
-from .viz import LivePlot
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -42,6 +43,7 @@ class History:
         return self.evals[name][-1][1]
 
     def add_eval(self, step: int, metrics: dict[str, float]) -> None:
+        """Record {"metric": value} as measured at `step`."""
         for name, value in metrics.items():
             self.evals.setdefault(name, []).append((step, float(value)))
 
@@ -68,9 +70,37 @@ def classification_loss(model: nn.Module, batch) -> torch.Tensor:
     return F.cross_entropy(logits, y)
 
 
+def lr_factor(step: int, *, warmup: int, total: int | None = None, final: float = 0.1) -> float:
+    """The learning-rate multiplier at optimizer step `step` (0, 1, 2, ...).
+
+    Linear warm-up over the first `warmup` steps ((step + 1) / warmup; warmup=0: none), then
+    1.0 for ever (`total=None`) or a cosine decay that reaches `final` at step `total` and stays there.
+    """
+    if step < 0 or warmup < 0:
+        raise ValueError(f"step and warmup must be >= 0, got step={step}, warmup={warmup}")
+    if total is not None and total < max(warmup, 1):
+        raise ValueError(f"total must be >= warmup and >= 1, got total={total}, warmup={warmup}")
+    if not 0.0 <= final <= 1.0:
+        raise ValueError(f"final must be in [0, 1] (a fraction of the peak learning rate), got {final}")
+    if step < warmup:
+        return (step + 1) / warmup
+    if total is None:
+        return 1.0
+    progress = min(1.0, (step - warmup) / (total - warmup)) if total > warmup else 1.0
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def warmup_schedule(optimizer: torch.optim.Optimizer, *, warmup: int, total: int | None = None,
+                    final: float = 0.1) -> torch.optim.lr_scheduler.LambdaLR:
+    """A scheduler that multiplies every parameter group's lr by `lr_factor` (pass it to `fit`)."""
+    lr_factor(0, warmup=warmup, total=total, final=final)  # bad arguments fail here, not mid-training
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, warmup=warmup, total=total, final=final))
+
+
 def _batches(loader, total_steps: int):
-    """Yield (epoch, batch) until `total_steps` batches were produced, cycling the loader."""
-    step, epoch = 0, 0
+    """Yield (epoch, batch), epochs counted from 1, until `total_steps` batches were produced, cycling the loader."""
+    step, epoch = 0, 1
     while step < total_steps:
         empty = True
         for batch in loader:
@@ -89,12 +119,14 @@ def fit(model: nn.Module, loss_fn, loader, *, steps: int | None = None, epochs: 
         scheduler=None, grad_clip: float | None = None, eval_fn=None, eval_every: int | None = None,
         device: torch.device | str | None = None, progress: bool = True, live: bool | None = None,
         out=None, title: str = "", history: History | None = None) -> History:
-    """Train `model` in place and return its History.
+    """Train `model` in place on `device` and return its History; the model is left in eval mode.
 
     loss_fn:   callable (model, batch) -> scalar loss tensor.
     loader:    an iterable of batches (a DataLoader), cycled until `steps` are done
-               (or `epochs` passes; default 1 epoch).
+               (or `epochs` passes; default 1 epoch). A batch with 0 examples is a ValueError.
     optimizer: defaults to AdamW(lr, weight_decay) over the trainable parameters.
+    scheduler: stepped after every optimizer step, e.g. `warmup_schedule(optimizer, warmup=10)`.
+    grad_clip: clip the gradients' global norm to this value (None: no clipping).
     eval_fn:   callable (model) -> {"metric": value}; run every `eval_every` steps and at the end,
                in eval mode without gradients.
     live:      draw a live loss plot (default: when running in a notebook); `out` draws it
@@ -102,9 +134,8 @@ def fit(model: nn.Module, loss_fn, loader, *, steps: int | None = None, epochs: 
     history:   continue an existing History (steps keep counting).
     """
     if steps is None:
-        steps = (epochs or 1) * len(loader)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        steps = _steps_in(loader, epochs)
+    _check_positive(steps=steps, lr=lr, grad_clip=grad_clip, eval_every=eval_every)
     device = torch.device(device) if device is not None else pick_device()
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -113,7 +144,7 @@ def fit(model: nn.Module, loss_fn, loader, *, steps: int | None = None, epochs: 
     optimizer = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     history = history or History()
     start_step = history.step[-1] if history.step else 0
-    plot = LivePlot(title, out=out) if (live if live is not None else True) else None
+    plot = _live_plot(title, out) if live is not False else None
     t0 = time.perf_counter()
 
     def evaluate(at_step):
@@ -125,10 +156,13 @@ def fit(model: nn.Module, loss_fn, loader, *, steps: int | None = None, epochs: 
         model.train()
 
     model.train()
-    bar = tqdm(total=steps, desc=title or "training", disable=not progress, leave=False)
+    bar = _progress_bar(steps, title or "training", enabled=progress)
     try:
         for i, (epoch, batch) in enumerate(_batches(loader, steps), start=1):
             step = start_step + i
+            if _n_examples(batch) == 0:
+                raise ValueError(f"the batch of step {step} (epoch {epoch}) is empty: 0 examples. "
+                                 "Check the data (an empty split or subset?) and the loader's batch_size.")
             with autocast(device):
                 loss = loss_fn(model, to_device(batch, device))
             value = float(loss.detach())
@@ -160,6 +194,46 @@ def fit(model: nn.Module, loss_fn, loader, *, steps: int | None = None, epochs: 
     if plot:
         plot.finish(history)
     return history
+
+
+def _steps_in(loader, epochs: int | None) -> int:
+    """Number of steps in `epochs` passes over `loader` (default 1)."""
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if len(loader) == 0:
+        raise ValueError("the data loader is empty: no batches to train on")
+    return (epochs or 1) * len(loader)
+
+
+def _check_positive(**values) -> None:
+    """A clear ValueError for the first argument that is given (not None) but not > 0."""
+    for name, value in values.items():
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+def _n_examples(batch) -> int | None:
+    """Number of examples in a batch: the first dimension of its first tensor (None: no tensor)."""
+    if isinstance(batch, torch.Tensor):
+        return len(batch) if batch.dim() else None
+    items = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else ()
+    for item in items:
+        n = _n_examples(item)
+        if n is not None:
+            return n
+    return None
+
+
+def _live_plot(title: str, out):
+    from .viz import LivePlot  # imported here: matplotlib is only needed when a plot is drawn
+
+    return LivePlot(title, out=out)
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm  # imported here: tqdm.auto imports IPython when it is installed
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
 
 
 def _current_lr(optimizer) -> float:

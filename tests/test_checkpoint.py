@@ -1,25 +1,64 @@
 import json
+import os
+from dataclasses import dataclass
 
 import pytest
 import torch
 
 import ptm_lib as ptm
+import ptm_lib.checkpoint as ck
 from ptm_lib.checkpoint import CheckpointMismatchError, load_checkpoint, read_config, save_checkpoint
+from ptm_lib.nets import registry
+
+
+def _mlp(seed=0, **config):
+    torch.manual_seed(seed)
+    return ptm.MLP(ptm.MLPConfig(**config))
+
+
+def _same_weights(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
 
 
 def test_roundtrip_and_rebuild_from_config(tmp_path):
-    ptm.seed_everything(0)
-    model = ptm.MLP(ptm.MLPConfig(hidden=16, depth=2))
+    model = _mlp(hidden=16, depth=2)
     w, c = save_checkpoint(model, tmp_path / "mlp", meta={"steps": 3})
-    assert w.name == "mlp.safetensors" and c.name == "mlp.json"
+    assert (w, c) == (tmp_path / "mlp.safetensors", tmp_path / "mlp.json")
+    assert sorted(os.listdir(tmp_path)) == ["mlp.json", "mlp.safetensors"]  # no temporary file left
     record = json.loads(c.read_text())
     assert record["arch"] == "mlp" and record["config"]["hidden"] == 16 and record["meta"] == {"steps": 3}
-    x = torch.randn(5, 64)
     rebuilt = load_checkpoint(tmp_path / "mlp")  # builds MLP(hidden=16, depth=2) from JSON
-    assert torch.equal(rebuilt(x), model(x))
+    assert rebuilt.config == model.config and _same_weights(rebuilt, model)
     same = load_checkpoint(tmp_path / "mlp.safetensors", ptm.MLP(ptm.MLPConfig(hidden=16, depth=2)))
-    assert torch.equal(same(x), model(x))
-    assert not list(tmp_path.glob("*.tmp"))
+    assert _same_weights(same, model)
+    assert _same_weights(load_checkpoint(tmp_path / "mlp.json"), model)
+
+
+def test_dotted_names_do_not_collide(tmp_path):
+    first, second = _mlp(seed=1), _mlp(seed=2)
+    assert save_checkpoint(first, tmp_path / "run.1")[0] == tmp_path / "run.1.safetensors"
+    save_checkpoint(second, tmp_path / "run.2")
+    assert sorted(os.listdir(tmp_path)) == ["run.1.json", "run.1.safetensors", "run.2.json", "run.2.safetensors"]
+    assert _same_weights(load_checkpoint(tmp_path / "run.1"), first)
+    assert _same_weights(load_checkpoint(tmp_path / "run.2.safetensors"), second)
+
+
+def test_map_location_moves_a_given_model_too(tmp_path):
+    save_checkpoint(_mlp(), tmp_path / "mlp")
+    loaded = load_checkpoint(tmp_path / "mlp", ptm.MLP(), map_location="meta")
+    assert {p.device.type for p in loaded.parameters()} == {"meta"}
+    assert {p.device.type for p in load_checkpoint(tmp_path / "mlp", map_location="meta").parameters()} == {"meta"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_map_location_cuda_and_back(tmp_path):
+    model = _mlp()
+    save_checkpoint(model, tmp_path / "mlp")
+    on_gpu = load_checkpoint(tmp_path / "mlp", ptm.MLP(), map_location="cuda")
+    assert {p.device.type for p in on_gpu.parameters()} == {"cuda"} and _same_weights(on_gpu, model)
+    on_cpu = load_checkpoint(tmp_path / "mlp", ptm.MLP().cuda(), map_location="cpu")
+    assert {p.device.type for p in on_cpu.parameters()} == {"cpu"} and _same_weights(on_cpu, model)
 
 
 def test_other_architecture_refuses_to_load(tmp_path):
@@ -42,28 +81,149 @@ def test_tampered_weights_and_pinned_hash(tmp_path):
     w, _ = save_checkpoint(ptm.MLP(), tmp_path / "mlp")
     digest = read_config(tmp_path / "mlp")["weights_sha256"]
     load_checkpoint(tmp_path / "mlp", expected_sha256=digest)
-    with pytest.raises(ValueError, match="pinned hash"):
+    with pytest.raises(ValueError, match="does not match the pinned hash"):
         load_checkpoint(tmp_path / "mlp", expected_sha256="0" * 64)
     w.write_bytes(w.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(ValueError, match="does not match its JSON config.*truncated, corrupt or were replaced"):
+        load_checkpoint(tmp_path / "mlp")
+
+
+def test_hash_and_json_are_checked_before_any_model_is_built(tmp_path, monkeypatch):
+    w, c = save_checkpoint(ptm.MLP(), tmp_path / "mlp")
+    monkeypatch.setattr(ck, "build", lambda *a: pytest.fail("a model was built from an unchecked checkpoint"))
+    with pytest.raises(ValueError, match="pinned hash"):
+        load_checkpoint(tmp_path / "mlp", expected_sha256="0" * 64)
+    record = json.loads(c.read_text())
+    c.write_text(json.dumps({**record, "config": {**record["config"], "hidden": 10**9}, "weights_sha256": "0" * 64}))
     with pytest.raises(ValueError, match="does not match its JSON config"):
         load_checkpoint(tmp_path / "mlp")
+    c.write_text(json.dumps({**record, "config": {**record["config"], "colour": "red"}}))
+    with pytest.raises(CheckpointMismatchError, match=r"unknown fields \['colour'\]"):
+        load_checkpoint(tmp_path / "mlp")
+
+
+def test_truncated_or_corrupt_weights(tmp_path):
+    w, c = save_checkpoint(ptm.MLP(), tmp_path / "mlp")
+    w.write_bytes(w.read_bytes()[:100])
+    with pytest.raises(ValueError, match="does not match its JSON config.*truncated"):
+        load_checkpoint(tmp_path / "mlp")
+    record = json.loads(c.read_text())  # even with a matching hash, a truncated file is refused clearly
+    c.write_text(json.dumps({**record, "weights_sha256": ck.sha256_file(w)}))
+    with pytest.raises(ValueError, match="is not a readable safetensors file .*truncated or corrupt"):
+        load_checkpoint(tmp_path / "mlp")
+    w.unlink()
+    with pytest.raises(FileNotFoundError, match=r"weights .*mlp.safetensors are missing \(its .json is there\)"):
+        load_checkpoint(tmp_path / "mlp")
+
+
+@dataclass
+class TinyConfig:
+    width: int  # required
+
+
+class Tiny(torch.nn.Module):
+    arch, config_class = "tiny-test", TinyConfig
+
+    def __init__(self, config):
+        super().__init__()
+        self.config, self.lin = config, torch.nn.Linear(config.width, 1)
+
+
+@pytest.mark.parametrize("edit, error, message", [
+    (lambda r: {**r, "config": {}}, CheckpointMismatchError, r"missing required fields \['width'\]"),
+    (lambda r: {**r, "config": {"width": 2, "depth": 3}}, CheckpointMismatchError, r"unknown fields \['depth'\]"),
+    (lambda r: {**r, "arch": "nope"}, CheckpointMismatchError, "unknown architecture 'nope'"),
+    (lambda r: {k: v for k, v in r.items() if k != "weights_sha256"}, ValueError, r"lacks the fields \['weights_sha256'\]"),
+    (lambda r: {**r, "format": "pickle"}, CheckpointMismatchError, "not a ptm-course/1 checkpoint"),
+])
+def test_json_with_bad_fields_is_refused(tmp_path, monkeypatch, edit, error, message):
+    monkeypatch.setitem(registry.ARCHITECTURES, Tiny.arch, Tiny)
+    _, c = save_checkpoint(Tiny(TinyConfig(2)), tmp_path / "tiny")
+    assert load_checkpoint(tmp_path / "tiny").config == TinyConfig(2)
+    c.write_text(json.dumps(edit(json.loads(c.read_text()))))
+    with pytest.raises(error, match=message):
+        load_checkpoint(tmp_path / "tiny")
 
 
 def test_missing_or_foreign_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="plus a .json file"):
         load_checkpoint(tmp_path / "nothing")
-    (tmp_path / "x.json").write_text('{"format": "pickle"}')
-    with pytest.raises(CheckpointMismatchError, match="not a ptm-course/1 checkpoint"):
+    (tmp_path / "x.json").write_text("{not json")
+    with pytest.raises(ValueError, match="x.json is not valid JSON"):
         load_checkpoint(tmp_path / "x")
     with pytest.raises(TypeError, match="no `arch`/`config`"):
         save_checkpoint(torch.nn.Linear(2, 2), tmp_path / "lin")
 
 
+def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    """Writing straight to the destination would leave a half-written file here."""
+    old = _mlp(seed=1)
+    save_checkpoint(old, tmp_path / "mlp")
+
+    def half_write_then_crash(model, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"\x08\x00\x00\x00\x00\x00\x00\x00{")  # the start of a safetensors header
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ck, "save_model", half_write_then_crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(_mlp(seed=2), tmp_path / "mlp")
+    assert sorted(os.listdir(tmp_path)) == ["mlp.json", "mlp.safetensors"]
+    assert _same_weights(load_checkpoint(tmp_path / "mlp"), old)
+
+
+def test_a_crash_before_the_rename_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    old = _mlp(seed=1)
+    save_checkpoint(old, tmp_path / "mlp")
+    def power_cut(src, dst):
+        raise OSError("power cut")
+
+    with monkeypatch.context() as m, pytest.raises(OSError, match="power cut"):
+        m.setattr(os, "replace", power_cut)
+        save_checkpoint(_mlp(seed=2), tmp_path / "mlp")
+    assert sorted(os.listdir(tmp_path)) == ["mlp.json", "mlp.safetensors"]
+    assert _same_weights(load_checkpoint(tmp_path / "mlp"), old)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="maps file descriptors to paths via /proc")
+def test_files_are_flushed_to_disk_then_renamed_in_their_folder(tmp_path, monkeypatch):
+    events, fsync, replace = [], os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda src, dst: (events.append(("replace", str(src), str(dst))), replace(src, dst)))
+    w, c = save_checkpoint(ptm.MLP(), tmp_path / "mlp")
+    renames = [e for e in events if e[0] == "replace"]
+    assert [dst for _, _, dst in renames] == [str(w), str(c)]
+    for _, src, dst in renames:
+        assert os.path.dirname(src) == os.path.dirname(dst) and src != dst  # a temporary file beside it
+        assert events.index(("fsync", src)) < events.index(("replace", src, dst))  # durable before visible
+
+
+def test_read_only_folder_gives_a_clear_error(tmp_path, monkeypatch):
+    def refuse(**kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(ck.tempfile, "mkstemp", refuse)
+    with pytest.raises(PermissionError, match=r"cannot write the checkpoint .*mlp.safetensors: Permission denied "
+                                              r"\(the folder is read-only for you\)"):
+        save_checkpoint(ptm.MLP(), tmp_path / "mlp")
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root may write into read-only folders")
+def test_really_read_only_folder(tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError, match="read-only for you"):
+            save_checkpoint(ptm.MLP(), folder / "mlp")
+    finally:
+        folder.chmod(0o755)
+
+
 def test_never_unpickles(tmp_path):
     """A pickle disguised as weights (with a matching hash) is rejected and its code never runs."""
+    import builtins
     import pickle
-
-    import ptm_lib.checkpoint as ck
 
     class Payload:
         def __reduce__(self):
@@ -74,8 +234,6 @@ def test_never_unpickles(tmp_path):
     record = json.loads(c.read_text())
     record["weights_sha256"] = ck.sha256_file(w)
     c.write_text(json.dumps(record))
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="is not a readable safetensors file"):
         load_checkpoint(tmp_path / "mlp")
-    import builtins
-
     assert not hasattr(builtins, "PTM_PWNED")

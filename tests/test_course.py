@@ -1,19 +1,17 @@
 """The course runner, the notebooks' contract with it, and the environment files."""
 import json
 import re
-import sys
+import shutil
+import tomllib
 
 import nbformat
 import pytest
+import torch
+from nbformat.v4 import new_code_cell, new_notebook
 from packaging.requirements import Requirement
 
 from ptm_lib import course
 from ptm_lib.report import repo_root
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 ROOT = repo_root()
 NOTEBOOKS = course.list_notebooks()
@@ -61,23 +59,6 @@ def test_lesson_structure(path):
     assert not re.search(r";\s*$", code, re.M), "no trailing `;` to silence output (use `_ = ...`)"
 
 
-def test_stale_reasons_detect_changes(tmp_path):
-    src = NOTEBOOKS[0]
-    nb = nbformat.read(src, as_version=4)
-    copy = tmp_path / src.name
-    nbformat.write(nb, copy)
-    assert course.stale_reasons(copy) == []
-    first_code = next(c for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", []))
-    first_code.source += "\nx = 1"
-    nb.metadata[course.STAMP_KEY]["mode"] = "smoke"
-    nbformat.write(nb, copy)
-    reasons = course.stale_reasons(copy)
-    assert any("changed" in r for r in reasons) and any("smoke" in r for r in reasons)
-    del nb.metadata[course.STAMP_KEY]
-    nbformat.write(nb, copy)
-    assert course.stale_reasons(copy) == ["never executed with `make execute` (no stamp)"]
-
-
 def test_list_notebooks_by_name_and_unknown_name():
     assert course.list_notebooks(["00_start_here"]) == [NOTEBOOKS[0]]
     with pytest.raises(FileNotFoundError, match="no notebook 'nope'"):
@@ -118,11 +99,16 @@ def test_environment_yml_matches_pyproject_and_constraints():
     assert pins["torch"] == "2.13.0" and "torch==2.13.0" in project["dependencies"]
 
 
-def test_ci_runs_exactly_make_test():
+def test_ci_runs_make_test_then_the_whole_course_in_full_mode():
     script = (ROOT / ".ci" / "run").read_text()
     commands = [ln for ln in script.splitlines() if ln.strip() and not ln.startswith("#")
                 and not ln.startswith(("set ", "cd "))]
-    assert commands == ["make test"]
+    assert commands == ["make test", "make course"]
+    assert "set -euo pipefail" in script, ".ci/run must stop and fail when `make test` fails"
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\ncourse:", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    assert [ln.strip() for ln in recipe] == ["$(PY) -m ptm_lib.course run --seed $(SEED) $(NOTEBOOKS)"]
+    assert re.search(r"^SEED\s*\?=\s*0$", makefile, re.M) and re.search(r"^NOTEBOOKS\s*\?=\s*$", makefile, re.M)
     readme = (ROOT / "README.md").read_text().splitlines()
     first_block = readme[readme.index("```bash") + 1: readme.index("```", readme.index("```bash") + 1)]
     commands = [ln.split("#")[0].strip() for ln in first_block]
@@ -136,12 +122,19 @@ def test_format_table():
     json.dumps(table)
 
 
-def test_kernel_inherits_environment_and_parameters(tmp_path, monkeypatch):
-    from nbformat.v4 import new_code_cell, new_notebook
+KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
+
+def notebook(*cells):
+    """A notebook with the runner's parameters cell, then `cells` (sources or cells)."""
     nb = new_notebook(cells=[new_code_cell("SMOKE = False\nSEED = 0", metadata={"tags": ["parameters"]}),
-                             new_code_cell("import os\nprint(os.environ['PTM_CANARY'], os.environ['PTM_SMOKE'], SEED, os.getcwd())")])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+                             *[new_code_cell(c) if isinstance(c, str) else c for c in cells]])
+    nb.metadata["kernelspec"] = KERNEL
+    return nb
+
+
+def test_kernel_inherits_environment_and_parameters(tmp_path, monkeypatch):
+    nb = notebook("import os\nprint(os.environ['PTM_CANARY'], os.environ['PTM_SMOKE'], SEED, os.getcwd())")
     src = tmp_path / "nbdir" / "canary.ipynb"
     src.parent.mkdir()
     nbformat.write(nb, src)
@@ -154,23 +147,199 @@ def test_kernel_inherits_environment_and_parameters(tmp_path, monkeypatch):
 
 
 def test_cells_tagged_raises_exception_may_fail_but_no_other(tmp_path):
-    from nbformat.v4 import new_code_cell, new_notebook
-
-    def notebook(*cells):
-        nb = new_notebook(cells=[new_code_cell("SMOKE = False\nSEED = 0", metadata={"tags": ["parameters"]}), *cells])
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        return nb
-
     expected = new_code_cell("undefined_name", metadata={"tags": ["raises-exception"]})
     after = new_code_cell("import sys\nprint(type(sys.last_value).__name__)")
     nbformat.write(notebook(expected, after), tmp_path / "ok.ipynb")
     row = course.run_notebook(tmp_path / "ok.ipynb", tmp_path / "ok_out.ipynb", parameters=None,
-                              results=tmp_path / "results", timeout=60)
+                              results=tmp_path / "results", smoke=True, timeout=60)
     assert row["status"] == "ok", row
     out = nbformat.read(tmp_path / "ok_out.ipynb", as_version=4)
     assert out.cells[1].outputs[0]["ename"] == "NameError"          # the error is kept in the output
     assert out.cells[2].outputs[0]["text"].strip() == "NameError"   # and the next cells still ran
     nbformat.write(notebook(new_code_cell("undefined_name")), tmp_path / "bad.ipynb")
     row = course.run_notebook(tmp_path / "bad.ipynb", tmp_path / "bad_out.ipynb", parameters=None,
-                              results=tmp_path / "results", timeout=60)
+                              results=tmp_path / "results", smoke=True, timeout=60)
     assert row["status"] == "failed" and "NameError" in row["error"]
+
+
+REGISTRY = {"tfull": {name: {"op": ">=", "threshold": 0.5, "unit": "", "reason": "test"} for name in ("a", "b")}}
+HEAD = ("from ptm_lib.report import ClaimFailed, Report\n"
+        f"report = Report('tfull', smoke=SMOKE, seed=SEED, registry={REGISTRY!r})")
+GOOD = {"notebook": "tfull", "mode": "full", "seed": 3, "claims": {n: {"holds": True} for n in ("a", "b")}}
+
+
+@pytest.mark.parametrize("smoke, cells, error", [
+    (False, [HEAD, "report.claim('a', 1.0)\nreport.claim('b', 0.9)\n_ = report.save()"], None),
+    (False, [HEAD, "report.claim('a', 1.0)\nreport.claim('b', 0.9)"],            # never saves (an old, good file
+     "full run: no results file tfull.json: the notebook never called report.save()"),   # is there: ignored)
+    (True, [HEAD, "report.claim('a', 1.0)"], None),                              # smoke: results not required
+    (False, [HEAD, "try:\n    report.claim('a', 0.1)\nexcept ClaimFailed:\n    pass"],   # swallows the failure
+     "full run: registered claim(s) never measured: b; claim(s) that do not hold: a (0.1 >= 0.5)"),
+    (False, [HEAD, "report.claim('a', 1.0)\ntry:\n    report.save()\nexcept Exception:\n    pass"],
+     "full run: registered claim(s) never measured: b"),
+    (False, [HEAD.replace("smoke=SMOKE, seed=SEED", "smoke=True, seed=0"),     # ignores the runner's parameters
+             "report.claim('a', 1.0)\nreport.claim('b', 1.0)\n_ = report.save()"],
+     "full run: results come from 'smoke' mode, not a full run; results are for seed 0, the run asked for seed 3"),
+], ids=["ok", "no-save", "smoke-no-save", "swallowed-failure", "missing-claim", "ignores-parameters"])
+def test_full_runs_fail_without_results_showing_every_registered_claim_holding(tmp_path, smoke, cells, error):
+    nbformat.write(notebook(*cells), tmp_path / "tfull.ipynb")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "tfull.json").write_text(json.dumps(GOOD))            # left by an earlier run
+    row = course.run_notebook(tmp_path / "tfull.ipynb", tmp_path / "out.ipynb", parameters={"SMOKE": smoke, "SEED": 3},
+                              results=tmp_path / "results", smoke=smoke, timeout=60, registry=REGISTRY)
+    assert (row["status"], row["error"]) == ("ok" if error is None else "failed", error)
+
+
+def test_results_problems_reads_the_registry(tmp_path):
+    path = tmp_path / "tfull.json"
+    path.write_text(json.dumps({**GOOD, "claims": {"a": {"holds": True}}}))
+    assert course.results_problems(path, "tfull", registry=REGISTRY) == ["registered claim(s) never measured: b"]
+    assert course.results_problems(path, "tfull", registry={"tfull": {}}, seed=3) == []
+    path.write_text("{")
+    problems = course.results_problems(path, "tfull", registry=REGISTRY)
+    assert len(problems) == 1 and problems[0].startswith("results file tfull.json is not valid JSON")
+
+
+def widget_state_and_views(nb):
+    state = nb.metadata["widgets"][course.WIDGET_STATE]["state"]
+    views = [o["data"][course.WIDGET_VIEW]["model_id"] for c in nb.cells for o in c.get("outputs", [])
+             if course.WIDGET_VIEW in o.get("data", {})]
+    return state, views
+
+
+def test_the_runner_stores_widget_state(tmp_path):
+    nbformat.write(notebook("import ipywidgets as w\nw.IntSlider(value=7, description='k')"), tmp_path / "w.ipynb")
+    row = course.run_notebook(tmp_path / "w.ipynb", tmp_path / "w_out.ipynb", parameters={"SMOKE": True, "SEED": 0},
+                              results=tmp_path / "results", smoke=True, timeout=60)
+    assert row["status"] == "ok", row
+    state, views = widget_state_and_views(nbformat.read(tmp_path / "w_out.ipynb", as_version=4))
+    assert len(views) == 1 and views[0] in state
+    model = state[views[0]]
+    assert model["model_name"] == "IntSliderModel" and model["state"]["value"] == 7
+    assert model["state"]["description"] == "k" and model["state"]["layout"].removeprefix("IPY_MODEL_") in state
+
+
+def test_hashes_ignore_the_injected_cell_and_cover_outputs():
+    nb = notebook("x = 1")
+    code, outputs = course.code_hash(nb), course.outputs_hash(nb)
+    nb.cells.insert(1, new_code_cell("SEED = 3", metadata={"tags": ["injected-parameters"]}))
+    assert course.code_hash(nb) == code and course.outputs_hash(nb) == outputs
+    nb.cells[2].execution_count = 1
+    assert course.outputs_hash(nb) != outputs and course.code_hash(nb) == code
+    nb.cells[2].source = "x = 2"
+    assert course.code_hash(nb) != code
+
+
+TINY_CLAIMS = '\n[t1.works]\nop = ">="\nthreshold = 0.5\nunit = ""\nreason = "test"\n'
+TINY = [("import ipywidgets as w\nfrom ptm_lib.report import Report\n"
+         "report = Report('t1', smoke=SMOKE, seed=SEED)   # the course copy's notebooks/claims.toml\n"
+         "w.IntSlider(value=7)"),
+        "report.claim('works', 1.0)\nprint('hello')",
+        "_ = report.save()"]
+
+
+@pytest.fixture(scope="module")
+def course_copy(tmp_path_factory):
+    """A course folder in tmp: copies of ptm_lib/ (.py), data/ and notebooks/claims.toml (plus a section
+    for the tiny notebook t1), and t1 executed there with `execute_in_place`. Tests restore what they edit."""
+    root = tmp_path_factory.mktemp("course")
+    shutil.copytree(ROOT / "ptm_lib", root / "ptm_lib", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(ROOT / "data", root / "data")
+    (root / "notebooks").mkdir()
+    (root / "pyproject.toml").write_text("")
+    (root / "notebooks" / "claims.toml").write_text((ROOT / "notebooks" / "claims.toml").read_text() + TINY_CLAIMS)
+    path = root / "notebooks" / "t1.ipynb"
+    nbformat.write(notebook(*TINY), path)
+    row = course.execute_in_place(path, timeout=60, root=root)
+    assert row["status"] == "ok", row
+    return root, path
+
+
+def test_execute_stamps_outputs_and_keeps_widget_state(course_copy):
+    root, path = course_copy
+    nb = nbformat.read(path, as_version=4)
+    stamp = nb.metadata[course.STAMP_KEY]
+    assert stamp["mode"] == "full" and stamp["torch"] == torch.__version__.split("+")[0]
+    assert stamp["outputs_sha256"] == course.outputs_hash(nb) and stamp["code_sha256"] == course.code_hash(nb)
+    assert {k: stamp[k] for k in course.STAMP_PARTS} == {k: v for k, v in course.input_stamp(nb, "t1", root).items()
+                                                          if k in course.STAMP_PARTS}
+    assert "papermill" not in nb.metadata and not any("papermill" in c.metadata for c in nb.cells)
+    assert nb.cells[2].outputs[0]["text"] == "claim works: 1 >= 0.5 -> holds\nhello\n"
+    state, views = widget_state_and_views(nb)
+    assert len(views) == 1 and state[views[0]]["model_name"] == "IntSliderModel"
+    assert json.loads((root / "build" / "results" / "t1.json").read_text())["all_claims_hold"] is True
+    assert course.stale_reasons(path, root) == []
+
+
+def test_stale_reasons_name_what_changed(course_copy, tmp_path):
+    root, path = course_copy
+    changed = "{} changed since the outputs were produced"
+
+    def reasons_after_editing(file, text):
+        before = file.read_bytes()
+        file.write_bytes(before + text.encode())
+        try:
+            return course.stale_reasons(path, root)
+        finally:
+            file.write_bytes(before)
+
+    assert reasons_after_editing(root / "ptm_lib" / "report.py", "\n# edited\n") == [changed.format("ptm_lib")]
+    assert reasons_after_editing(root / "ptm_lib" / "nets" / "common.py", " ") == [changed.format("ptm_lib")]
+    (root / "ptm_lib" / "text" / "new.py").write_text("")                       # a new module counts too
+    assert course.stale_reasons(path, root) == [changed.format("ptm_lib")]
+    (root / "ptm_lib" / "text" / "new.py").unlink()
+    assert reasons_after_editing(root / "data" / "mini_bert.json", " ") == [changed.format("data/")]
+    (root / "data" / "new.bin").write_bytes(b"\0")
+    assert course.stale_reasons(path, root) == [changed.format("data/")]
+    (root / "data" / "new.bin").unlink()
+    (root / "data" / ".ipynb_checkpoints").mkdir()                              # hidden files do not count
+    (root / "data" / ".ipynb_checkpoints" / "README-checkpoint.md").write_text("x")
+    claims = root / "notebooks" / "claims.toml"
+    text = claims.read_text()
+    claims.write_text(text.replace(TINY_CLAIMS, TINY_CLAIMS.replace("0.5", "0.4")))
+    assert course.stale_reasons(path, root) == [changed.format("its claims in notebooks/claims.toml")]
+    claims.write_text(text + '[zz_other.x]\nop = "<"\nthreshold = 1\nunit = ""\nreason = "r"\n')   # another notebook's
+    assert course.stale_reasons(path, root) == []                                # claims, and hidden files in data/
+    claims.write_text(text)
+
+    def reasons_of(edit):
+        nb = nbformat.read(path, as_version=4)
+        edit(nb)
+        copy = tmp_path / "copies" / path.name                                  # same stem: same claims section
+        copy.parent.mkdir(exist_ok=True)
+        nbformat.write(nb, copy)
+        return course.stale_reasons(copy, root)
+
+    assert reasons_of(lambda nb: None) == []
+    assert reasons_of(lambda nb: nb.cells[2].outputs[0].update(text="claim works: 1 >= 0.5 -> holds\nhi\n")) == [
+        "outputs were edited after execution (they do not match the stamp)"]
+    assert reasons_of(lambda nb: setattr(nb.cells[2], "execution_count", 9)) == [
+        "outputs were edited after execution (they do not match the stamp)"]
+    assert reasons_of(lambda nb: setattr(nb.cells[2], "source", nb.cells[2].source + "\nx = 1")) == [
+        changed.format("code cells")]
+    assert reasons_of(lambda nb: nb.metadata[course.STAMP_KEY].update(torch="1.0.0")) == [
+        f"outputs come from torch 1.0.0, this environment has torch {course.torch_version()}"]
+    assert reasons_of(lambda nb: nb.metadata[course.STAMP_KEY].update(mode="smoke")) == [
+        "outputs come from 'smoke' mode, not a full default run"]
+    assert reasons_of(lambda nb: nb.metadata.pop("widgets")) == [
+        "widget outputs lack their stored widget state (metadata.widgets was dropped, e.g. by saving in JupyterLab)"]
+    assert reasons_of(lambda nb: [nb.metadata[course.STAMP_KEY].pop(k) for k in ("data_sha256", "outputs_sha256")]) == [
+        "the stamp has no hash of data/, outputs (an older `make execute` wrote it)"]
+    assert reasons_of(lambda nb: nb.metadata.pop(course.STAMP_KEY)) == ["never executed with `make execute` (no stamp)"]
+
+
+def test_execute_refuses_to_stamp_when_inputs_change_during_the_run(course_copy):
+    root, _ = course_copy
+    path = root / "notebooks" / "t2.ipynb"
+    nb = notebook("from ptm_lib.report import Report\nreport = Report('t2', smoke=SMOKE, seed=SEED)",
+                  "_ = open('../data/README.md', 'a').write('edited while running')", "_ = report.save()")
+    nbformat.write(nb, path)
+    readme = (root / "data" / "README.md").read_bytes()
+    try:
+        row = course.execute_in_place(path, timeout=60, root=root)
+    finally:
+        (root / "data" / "README.md").write_bytes(readme)
+    assert (row["status"], row["error"]) == (
+        "failed", "data/ changed while the notebook ran; outputs not saved, run it again")
+    assert course.STAMP_KEY not in nbformat.read(path, as_version=4).metadata
+    assert course.stale_reasons(root / "notebooks" / "t1.ipynb", root) == []

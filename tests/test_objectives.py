@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from ptm_lib.objectives import (IGNORE_INDEX, clm_loss, denoising_loss, lr_schedule, mask_tokens,
-                                mlm_loss, span_corrupt, topic_cloze_accuracy)
-from ptm_lib.transformer import EncoderDecoder, TransformerConfig, TransformerLM
+from ptm_lib.nets.transformer import EncoderDecoder, TransformerConfig, TransformerLM
+from ptm_lib.text.objectives import (IGNORE_INDEX, clm_loss, denoising_loss, mask_tokens, masked_lm_loss,
+                                     mlm_loss, span_corrupt)
 
 
 @pytest.fixture(scope="module")
@@ -105,14 +105,15 @@ def test_span_corrupt_and_denoising(batch, tok):
     assert loss.ndim == 0 and abs(loss.item() - torch.log(torch.tensor(float(len(tok)))).item()) < 1.0
 
 
-def test_lr_schedule():
-    assert lr_schedule(0, 100, 1.0, 10) == pytest.approx(0.1)
-    assert lr_schedule(9, 100, 1.0, 10) == pytest.approx(1.0)
-    assert lr_schedule(99, 100, 1.0, 10) == pytest.approx(0.1, abs=0.01)
-
-
-def test_topic_cloze_accuracy_random_model_near_chance(lang, tok):
+def test_masked_lm_loss_equals_mlm_loss_on_full_logits(batch, tok):
+    ids, mask = batch
     torch.manual_seed(0)
-    lm = TransformerLM(TransformerConfig(vocab_size=len(tok), max_len=32, d_model=32, n_heads=4))
-    res = topic_cloze_accuracy(lm, tok, lang, n_sentences=200)
-    assert 0.0 <= res["word"] <= res["topic"] < 0.4
+    lm = TransformerLM(TransformerConfig(vocab_size=len(tok), max_len=32, d_model=32, n_heads=4)).eval()
+    inputs, labels = mask_tokens(ids, tok, 0.3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        full = mlm_loss(lm(inputs, mask), labels)          # head everywhere, loss at masked positions
+        fast = masked_lm_loss(lm, inputs, labels, mask)    # head at masked positions only
+    assert torch.allclose(full, fast, atol=1e-5)
+    nothing = torch.full_like(labels, IGNORE_INDEX)
+    empty = masked_lm_loss(lm.train(), inputs, nothing, mask)
+    assert empty.item() == 0.0 and empty.requires_grad      # no NaN when nothing is masked

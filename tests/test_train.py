@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import ptm_lib as ptm
-from ptm_lib.train import NonFiniteLossError, fit
+from ptm_lib.train import NonFiniteLossError, fit, lr_factor, warmup_schedule
 
 
 def _digits_loader(seed=0):
@@ -62,8 +62,33 @@ def test_bad_labels_and_shapes_give_clear_errors():
         ptm.classification_loss(model, (torch.zeros(2, 64), torch.tensor([0, 10])))
     with pytest.raises(ValueError, match=r"expects input of shape \(batch, 64\)"):
         model(torch.zeros(2, 8, 8))
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="the data loader is empty"):
         fit(model, ptm.classification_loss, [], steps=3, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="the data loader is empty"):
+        fit(model, ptm.classification_loss, [], device="cpu", progress=False)
+
+
+def test_an_empty_batch_names_its_step():
+    full = (torch.zeros(4, 64), torch.zeros(4, dtype=torch.long))
+    empty = (torch.zeros(0, 64), torch.zeros(0, dtype=torch.long))
+    model = ptm.MLP()
+    with pytest.raises(ValueError, match=r"the batch of step 3 \(epoch 1\) is empty: 0 examples"):
+        fit(model, ptm.classification_loss, [full, full, empty], steps=4, device="cpu", progress=False)
+    assert not model.training  # left in eval mode even when training stops with an error
+
+
+@pytest.mark.parametrize("name, value", [("steps", 0), ("lr", 0.0), ("lr", -1e-3), ("grad_clip", 0.0),
+                                         ("eval_every", 0), ("eval_every", -5)])
+def test_non_positive_arguments_are_refused(name, value):
+    loader = [(torch.zeros(4, 64), torch.zeros(4, dtype=torch.long))]
+    with pytest.raises(ValueError, match=f"{name} must be > 0, got {value}"):
+        fit(ptm.MLP(), ptm.classification_loss, loader, **{"steps": 2, name: value}, device="cpu", progress=False)
+
+
+def test_epochs_must_be_positive():
+    loader = [(torch.zeros(4, 64), torch.zeros(4, dtype=torch.long))]
+    with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
+        fit(ptm.MLP(), ptm.classification_loss, loader, epochs=0, device="cpu", progress=False)
 
 
 def test_frozen_model_is_rejected():
@@ -72,15 +97,45 @@ def test_frozen_model_is_rejected():
         fit(model, ptm.classification_loss, _digits_loader()[1], steps=1, device="cpu", progress=False)
 
 
-def test_evaluation_helpers():
-    from ptm_lib.evaluate import confusion, per_class_accuracy
+def test_lr_factor_warms_up_then_decays_by_cosine():
+    assert [lr_factor(s, warmup=4) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert lr_factor(0, warmup=0) == 1.0 and lr_factor(10**6, warmup=0) == 1.0  # no warm-up, no division by 0
+    f = [lr_factor(s, warmup=4, total=14, final=0.1) for s in range(20)]
+    assert f[3] == 1.0 and f[4] == 1.0                      # the peak is reached, then decay starts
+    assert f[9] == pytest.approx(0.1 + 0.9 * 0.5)           # half way: half way between 1 and final
+    assert f[14] == pytest.approx(0.1) and f[19] == pytest.approx(0.1)
+    assert all(a > b for a, b in zip(f[4:14], f[5:15]))     # strictly decreasing during the decay
+    assert lr_factor(5, warmup=0, total=10, final=0.0) == pytest.approx(0.5)
 
-    y_true, y_pred = [0, 0, 1, 1, 2], [0, 1, 1, 1, 0]
-    cm = confusion(y_true, y_pred, 3)
-    assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
-    assert per_class_accuracy(y_true, y_pred, 3).tolist() == [0.5, 1.0, 0.0]
-    model = ptm.MLP()
-    X = torch.randn(7, 64)
-    assert ptm.predict(model, X, batch_size=3).shape == (7, 10)
-    acc = ptm.accuracy(model, X, ptm.predict(model, X).argmax(-1))
-    assert math.isclose(acc, 1.0)
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"step": -1, "warmup": 2}, "step and warmup must be >= 0"),
+    ({"step": 0, "warmup": -2}, "step and warmup must be >= 0"),
+    ({"step": 0, "warmup": 10, "total": 5}, "total must be >= warmup"),
+    ({"step": 0, "warmup": 0, "total": 0}, "total must be >= warmup and >= 1"),
+    ({"step": 0, "warmup": 1, "final": 1.5}, r"final must be in \[0, 1\]"),
+])
+def test_lr_factor_refuses_bad_arguments(kwargs, message):
+    step = kwargs.pop("step")
+    with pytest.raises(ValueError, match=message):
+        lr_factor(step, **kwargs)
+
+
+def test_warmup_schedule_drives_every_parameter_group_through_fit():
+    a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([{"params": [a], "lr": 1.0}, {"params": [b], "lr": 0.1}])
+    scheduler = warmup_schedule(optimizer, warmup=4)
+    seen = []
+
+    def loss_fn(model, batch):
+        seen.append([g["lr"] for g in optimizer.param_groups])
+        return (a + b).sum() * 0 + batch.sum()
+
+    model = torch.nn.Module()
+    model.a, model.b = a, b
+    fit(model, loss_fn, [torch.ones(2)], steps=5, optimizer=optimizer, scheduler=scheduler,
+        device="cpu", progress=False, live=False)
+    assert [g[0] for g in seen] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])
+    assert [g[1] for g in seen] == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1])
+    with pytest.raises(ValueError, match="total must be >= warmup"):
+        warmup_schedule(optimizer, warmup=5, total=2)

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from ptm_lib.models import ARCHITECTURES, build
-from ptm_lib.transformer import (EncoderDecoder, TransformerClassifier, TransformerConfig, TransformerLM,
-                                 set_sdpa)
+from ptm_lib.nets.registry import ARCHITECTURES, build, config_from_dict, config_to_dict
+from ptm_lib.nets.transformer import (EncoderDecoder, TransformerClassifier, TransformerConfig, TransformerLM,
+                                      plain_attention, set_sdpa)
 
 V = 50
 
@@ -46,7 +46,11 @@ def test_tied_head_and_param_count():
     assert untied.num_params() == lm.num_params() + V * 32
     assert lm.num_params(non_embedding=True) < lm.num_params()
     assert lm.flops_per_token(training=True) == 3 * lm.flops_per_token()
-    assert lm.flops_per_token(seq_len=16) > 2 * lm.num_params(non_embedding=True)
+    # Kaplan et al.: 2 * block weights + 2 * n_layers * T * D + the LM head 2 * D * V, counted once
+    blocks = sum(p.numel() for p in lm.body.blocks.parameters()) + sum(p.numel() for p in lm.body.ln_f.parameters())
+    assert lm.num_params(non_embedding=True) == blocks
+    assert lm.flops_per_token(seq_len=16) == 2 * blocks + 2 * 2 * 16 * 32 + 2 * 32 * V
+    assert untied.flops_per_token(seq_len=16) == lm.flops_per_token(seq_len=16)   # an untied head is not counted twice
 
 
 def test_causal_mask_is_causal():
@@ -138,34 +142,100 @@ def test_classifier_from_lm_copies_body_and_freezes():
 
 def test_build_model_and_config_validation():
     lm = TransformerLM(cfg())
-    again = build(lm.arch, lm.config.to_dict())
+    again = build(lm.arch, config_to_dict(lm.config))
     again.load_state_dict(lm.state_dict())
     ids = rand_ids()
     with torch.no_grad():
         assert torch.equal(lm.eval()(ids), again.eval()(ids))
-    with pytest.raises(KeyError):
-        build("nope", lm.config)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="nope"):
+        build("nope", config_to_dict(lm.config))
+    with pytest.raises(ValueError, match="divisible"):
         TransformerConfig(vocab_size=10, d_model=30, n_heads=4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="pooling"):
         TransformerConfig(vocab_size=10, pooling="max")
-    with pytest.raises(ValueError):
-        TransformerConfig.from_dict({"vocab_size": 10, "bogus": 1})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bogus"):
+        config_from_dict(TransformerConfig, {"vocab_size": 10, "bogus": 1})
+    with pytest.raises(ValueError, match="n_classes"):
         TransformerClassifier(cfg(n_classes=0))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_len"):
         lm(rand_ids(1, 17))                          # longer than max_len
 
 
-def test_generate():
+def test_bad_inputs_give_clear_errors():
+    lm = TransformerLM(cfg())
+    with pytest.raises(ValueError, match="empty batch"):
+        lm(torch.zeros(0, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="int64"):
+        lm(torch.zeros(2, 5))
+    with pytest.raises(ValueError, match=r"token ids must be in \[0, 50\)"):
+        lm(torch.full((1, 3), V))
+    with pytest.raises(ValueError, match="shape"):
+        lm(rand_ids(2, 5), torch.ones(2, 4, dtype=torch.bool))
+
+
+def test_float_01_mask_is_converted_and_an_additive_bias_refused():
     torch.manual_seed(0)
-    dec = TransformerLM(cfg(causal=True)).eval()
-    out = dec.generate(rand_ids(2, 3), 4, generator=torch.Generator().manual_seed(0))
-    assert out.shape == (2, 7)
-    with pytest.raises(RuntimeError):
+    lm = TransformerLM(cfg()).eval()
+    ids = rand_ids(2, 8)
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    mask[0, 5:] = False
+    with torch.no_grad():
+        ref = lm(ids, mask)
+        assert torch.allclose(lm(ids, mask.float()), ref) and torch.allclose(lm(ids, mask.long()), ref)
+        bias = torch.zeros(2, 8).masked_fill(~mask, float("-inf"))
+        with pytest.raises(ValueError, match="additive"):
+            lm(ids, bias)
+
+
+@pytest.mark.parametrize("sdpa", [True, False])
+def test_a_row_without_real_tokens_gives_no_nan(sdpa):
+    set_sdpa(sdpa)
+    torch.manual_seed(0)
+    clf = TransformerClassifier(cfg(n_classes=3)).eval()
+    ids = rand_ids(2, 6)
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    mask[1] = False
+    with torch.no_grad():
+        out = clf(ids, mask)
+        alone = clf(ids[:1], mask[:1])
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out[0], alone[0], atol=1e-5)          # the empty row does not leak into others
+
+
+def test_plain_attention_drops_weights_like_sdpa():
+    q = k = v = torch.randn(2, 2, 5, 4, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(1)
+    out = plain_attention(q, k, v, dropout_p=0.5)
+    torch.manual_seed(1)
+    weights = torch.nn.functional.dropout((q @ k.transpose(-2, -1) / 2).softmax(-1), 0.5)
+    assert torch.allclose(out, weights @ v)                       # dropout on the weights, not the output
+
+
+def test_trace_lists_every_stage_and_ends_at_forward():
+    torch.manual_seed(0)
+    lm = TransformerLM(cfg()).eval()
+    ids = rand_ids(3, 9)
+    stages = lm.trace(ids)
+    assert list(stages)[:2] == ["token embeddings W_E[x]", "position embeddings W_P[0:T]"]
+    assert [k for k in stages if k.startswith("block")] == ["block 1", "block 2"]
+    assert stages["position embeddings W_P[0:T]"].shape == (9, 32)
+    assert torch.allclose(stages["LM head: logits Z"], lm(ids), atol=1e-6)
+
+
+def test_generate_runs_in_eval_mode_and_restores_it():
+    torch.manual_seed(0)
+    dec = TransformerLM(cfg(causal=True, dropout=0.5)).train()
+    ids = rand_ids(2, 3)
+    a = dec.generate(ids, 4, greedy=True)
+    b = dec.generate(ids, 4, greedy=True)
+    assert a.shape == (2, 7) and torch.equal(a, b)      # no dropout while generating: deterministic
+    assert dec.training                                 # the caller's mode is restored
+    with pytest.raises(RuntimeError, match="causal"):
         TransformerLM(cfg()).generate(rand_ids(1, 3), 2)
-    ed = EncoderDecoder(cfg()).eval()
-    assert ed.generate(rand_ids(2, 5), bos_id=2, max_new_tokens=3).shape == (2, 4)
+    ed = EncoderDecoder(cfg(dropout=0.5)).train()
+    out = ed.generate(rand_ids(2, 5), bos_id=2, max_new_tokens=3)
+    assert out.shape == (2, 4) and torch.equal(out, ed.generate(rand_ids(2, 5), bos_id=2, max_new_tokens=3))
+    assert ed.training
 
 
 def test_tiny_lm_overfits_a_batch():
@@ -173,7 +243,7 @@ def test_tiny_lm_overfits_a_batch():
     lm = TransformerLM(cfg(causal=True, d_model=16, n_layers=1))
     ids = rand_ids(4, 12)
     opt = torch.optim.AdamW(lm.parameters(), lr=1e-2)
-    from ptm_lib.objectives import clm_loss
+    from ptm_lib.text.objectives import clm_loss
     first = None
     for _ in range(40):
         loss = clm_loss(lm(ids), ids)

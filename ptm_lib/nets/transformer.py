@@ -9,10 +9,12 @@ One code path serves the three families of pre-trained models:
 Shapes used in docstrings: B = batch, T = sequence length, D = ``d_model``,
 H = ``n_heads``, V = ``vocab_size``, C = ``n_classes``.
 
-``attention_mask`` is always a bool tensor (B, T), True on real tokens and
-False on padding.  Padding is assumed to be on the right (as produced by
+``attention_mask`` is a bool tensor (B, T), True on real tokens and False on
+padding (a 0/1 integer or float mask is converted; an additive -inf bias is
+refused).  Padding is assumed to be on the right (as produced by
 ``WordTokenizer.encode_batch``) -- then outputs at real tokens do not depend on
-how much padding follows.
+how much padding follows.  A row with no real token at all gives finite outputs
+(it attends to every position) instead of NaN.
 
 Every model class has the class attributes ``arch`` and ``config_class`` and an
 instance attribute ``config`` (a dataclass), and is registered with
@@ -23,13 +25,14 @@ it, which is how checkpoints are loaded.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .models import register
+from .common import as_bool_mask, count_params, masked_mean, trim_padding
+from .registry import register
 
 __all__ = [
     "TransformerConfig",
@@ -86,17 +89,6 @@ class TransformerConfig:
         if not 0 <= self.pad_id < self.vocab_size:
             raise ValueError(f"pad_id={self.pad_id} outside vocabulary")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TransformerConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown TransformerConfig fields: {sorted(unknown)}")
-        return cls(**d)
-
 
 # ----------------------------------------------------------------- attention
 _USE_SDPA = True
@@ -109,11 +101,12 @@ def set_sdpa(enabled: bool) -> None:
     _USE_SDPA = bool(enabled)
 
 
-def plain_attention(q, k, v, mask=None, causal=False):
-    """Reference attention, written out.
+def plain_attention(q, k, v, mask=None, causal=False, dropout_p: float = 0.0):
+    """Reference attention, written out: softmax(q k^T / sqrt(Dh)) v.
 
     q: (B, H, Tq, Dh), k/v: (B, H, Tk, Dh).
     mask: bool, broadcastable to (B, H, Tq, Tk), True = may attend.
+    dropout_p: dropout on the attention *weights* (as ``F.scaled_dot_product_attention`` does).
     Returns (B, H, Tq, Dh).
     """
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))       # (B, H, Tq, Tk)
@@ -123,13 +116,17 @@ def plain_attention(q, k, v, mask=None, causal=False):
         scores = scores.masked_fill(~tri, float("-inf"))
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    return scores.softmax(dim=-1) @ v
+    weights = scores.softmax(dim=-1)
+    if dropout_p:
+        weights = F.dropout(weights, dropout_p)
+    return weights @ v
 
 
 def _attend(q, k, v, key_mask, causal, dropout_p):
     """q,k,v (B,H,T,Dh); key_mask (B,Tk) bool or None."""
     mask = None
     if key_mask is not None:
+        key_mask = key_mask | ~key_mask.any(-1, keepdim=True)       # a row with no real token: attend to all, no NaN
         mask = key_mask[:, None, None, :]                            # (B, 1, 1, Tk)
         if causal:
             Tq, Tk = q.size(-2), k.size(-2)
@@ -139,8 +136,7 @@ def _attend(q, k, v, key_mask, causal, dropout_p):
     if _USE_SDPA:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                               dropout_p=dropout_p)
-    out = plain_attention(q, k, v, mask=mask, causal=causal)
-    return F.dropout(out, dropout_p) if dropout_p else out
+    return plain_attention(q, k, v, mask=mask, causal=causal, dropout_p=dropout_p)
 
 
 class SelfAttention(nn.Module):
@@ -201,14 +197,13 @@ class Block(nn.Module):
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
-def _init_weights(module: nn.Module, pad_id: int | None = None) -> None:
+def _init_weights(module: nn.Module) -> None:
+    """GPT-2 style: normal(0, 0.02) weights, zero biases."""
     for m in module.modules():
-        if isinstance(m, nn.Linear):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
 
 
 class _Body(nn.Module):
@@ -222,28 +217,47 @@ class _Body(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList([Block(cfg, causal, cross) for _ in range(n_layers)])
         self.ln_f = nn.LayerNorm(cfg.d_model)
-        self.max_len = cfg.max_len
+        self.max_len, self.vocab_size = cfg.max_len, cfg.vocab_size
+
+    def check_inputs(self, ids: torch.Tensor, attention_mask=None):
+        """Clear errors for bad input (before any compute); returns the mask as bool or None."""
+        if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.dtype != torch.long:
+            raise ValueError(f"ids must be a (batch, time) int64 tensor, got "
+                             f"{getattr(ids, 'dtype', type(ids).__name__)} of shape {tuple(getattr(ids, 'shape', ()))}")
+        B, T = ids.shape
+        if B == 0 or T == 0:
+            raise ValueError(f"empty batch: ids has shape {(B, T)}; give at least one token of one sentence")
+        if T > self.max_len:
+            raise ValueError(f"sequence length {T} > max_len {self.max_len}; truncate (encode_batch(max_len=...)) "
+                             "or build the model with a larger max_len")
+        if ids.device.type == "cpu" and (int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size):
+            raise ValueError(f"token ids must be in [0, {self.vocab_size}), found [{int(ids.min())}, {int(ids.max())}]: "
+                             "was the text encoded with this model's tokenizer?")
+        return as_bool_mask(attention_mask, (B, T))
+
+    def stages(self, ids, attention_mask=None, memory=None, memory_mask=None):
+        """Yield (name, tensor) for every stage: token and position embeddings, each block's
+        output, the final LayerNorm (the contextual vectors H, (B, T, D))."""
+        mask = self.check_inputs(ids, attention_mask)
+        tok = self.tok_emb(ids)
+        yield "token embeddings W_E[x]", tok
+        pos = self.pos_emb(torch.arange(ids.shape[1], device=ids.device))
+        yield "position embeddings W_P[0:T]", pos
+        x = self.drop(tok + pos)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, mask, memory, memory_mask)
+            yield f"block {i + 1}", x
+        yield "final LayerNorm: H", self.ln_f(x)
 
     def forward(self, ids, attention_mask=None, memory=None, memory_mask=None):
-        B, T = ids.shape
-        if T > self.max_len:
-            raise ValueError(f"sequence length {T} > max_len {self.max_len}")
-        pos = torch.arange(T, device=ids.device)
-        x = self.drop(self.tok_emb(ids) + self.pos_emb(pos))
-        for blk in self.blocks:
-            x = blk(x, attention_mask, memory, memory_mask)
-        return self.ln_f(x)
+        *_, (_, hidden) = self.stages(ids, attention_mask, memory, memory_mask)
+        return hidden
 
 
-def _non_embedding_params(module: nn.Module) -> int:
-    return sum(p.numel() for n, p in module.named_parameters()
-               if "tok_emb" not in n and "pos_emb" not in n)
-
-
-def _count(module: nn.Module, non_embedding: bool) -> int:
-    if non_embedding:
-        return _non_embedding_params(module)
-    return sum(p.numel() for p in module.parameters())  # tied weights counted once
+def _blocks_flops(c: TransformerConfig, n_params_blocks: int, n_layers: int, T: int) -> float:
+    """Forward FLOPs per token of a stack (Kaplan et al. 2020): 2 * weights + 2 * n_layers * T * D
+    for the attention scores and weighted sums."""
+    return 2 * n_params_blocks + 2 * n_layers * T * c.d_model
 
 
 # --------------------------------------------------------------------- models
@@ -253,6 +267,7 @@ class TransformerLM(nn.Module):
 
     forward(ids (B,T), attention_mask (B,T) bool) -> logits (B, T, V).
     encode(ids, attention_mask) -> hidden states (B, T, D).
+    trace(ids, attention_mask) -> {stage name: tensor}, every intermediate shape (chapter 4).
     """
 
     arch = "transformer_lm"
@@ -275,38 +290,55 @@ class TransformerLM(nn.Module):
         """(B, T) -> logits (B, T, V)"""
         return self.lm_head(self.encode(ids, attention_mask))
 
+    @torch.no_grad()
+    def trace(self, ids, attention_mask=None) -> dict[str, torch.Tensor]:
+        """Every stage of the forward pass, in order: embeddings (B, T, D) and (T, D), each block
+        (B, T, D), H (B, T, D), then "LM head: logits Z" (B, T, V). Last entry == forward()."""
+        out = dict(self.body.stages(ids, attention_mask))
+        out["LM head: logits Z"] = self.lm_head(out["final LayerNorm: H"])
+        return out
+
     @property
     def token_embeddings(self) -> torch.Tensor:
         """(V, D) input embedding matrix."""
         return self.body.tok_emb.weight
 
     def num_params(self, non_embedding: bool = False) -> int:
-        return _count(self, non_embedding)
+        """Parameters (tied weights once); non_embedding: without token/position embeddings and LM head."""
+        if not non_embedding:
+            return count_params(self)
+        return count_params(self.body.blocks) + count_params(self.body.ln_f)
 
     def flops_per_token(self, seq_len: int | None = None, training: bool = False) -> float:
-        """Approximate FLOPs per token (Kaplan et al. 2020):
-        forward = 2 * N_non_embedding + 2 * n_layers * T * D  (+ 2 * D * V for the LM head);
+        """Approximate FLOPs per token (Kaplan et al. 2020): forward = 2 * N_blocks +
+        2 * n_layers * T * D + 2 * D * V (the LM head, counted once, tied or not);
         training (forward + backward) = 3x forward."""
-        T = seq_len or self.config.max_len
         c = self.config
-        f = 2 * self.num_params(non_embedding=True) + 2 * c.n_layers * T * c.d_model
+        f = _blocks_flops(c, self.num_params(non_embedding=True), c.n_layers, seq_len or c.max_len)
         f += 2 * c.d_model * c.vocab_size
         return float(3 * f if training else f)
 
     @torch.no_grad()
     def generate(self, ids, max_new_tokens: int, temperature: float = 1.0,
                  generator: torch.Generator | None = None, greedy: bool = False):
-        """Causal models only: extend ids (B, T) by ``max_new_tokens`` sampled tokens."""
+        """Causal models only: extend ids (B, T) by ``max_new_tokens`` sampled tokens (in eval mode;
+        the model's mode is restored afterwards)."""
         if not self.config.causal:
             raise RuntimeError("generate() needs a causal (decoder) model")
-        for _ in range(max_new_tokens):
-            ctx = ids[:, -self.config.max_len:]
-            logits = self(ctx)[:, -1] / max(temperature, 1e-6)
-            if greedy:
-                nxt = logits.argmax(-1, keepdim=True)
-            else:
-                nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator)
-            ids = torch.cat([ids, nxt], dim=1)
+        if max_new_tokens < 0 or temperature <= 0:
+            raise ValueError("max_new_tokens must be >= 0 and temperature > 0")
+        was_training = self.training
+        self.eval()
+        try:
+            for _ in range(max_new_tokens):
+                logits = self(ids[:, -self.config.max_len:])[:, -1] / temperature
+                if greedy:
+                    nxt = logits.argmax(-1, keepdim=True)
+                else:
+                    nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator)
+                ids = torch.cat([ids, nxt], dim=1)
+        finally:
+            self.train(was_training)
         return ids
 
 
@@ -315,7 +347,8 @@ class TransformerClassifier(nn.Module):
     """Transformer body + pooling + linear head.
 
     forward(ids (B,T), attention_mask (B,T)) -> logits (B, C).
-    features(ids, attention_mask) -> pooled features (B, D).
+    features(ids, attention_mask) -> pooled features (B, D); trailing all-padding columns are
+    dropped first (they change nothing but the cost).
     The body has the same parameter names as :class:`TransformerLM`'s body, so
     ``load_body_from(lm)`` transfers pre-trained weights.
     """
@@ -335,7 +368,7 @@ class TransformerClassifier(nn.Module):
     @classmethod
     def from_lm(cls, lm: TransformerLM, n_classes: int, pooling: str = "mean",
                 dropout: float | None = None) -> "TransformerClassifier":
-        """New classifier whose body is a copy of ``lm``'s (pre-trained) body."""
+        """New classifier whose body is a copy of ``lm``'s (pre-trained) body; a new random head."""
         cfg = replace(lm.config, n_classes=n_classes, pooling=pooling)
         if dropout is not None:
             cfg = replace(cfg, dropout=dropout)
@@ -350,12 +383,13 @@ class TransformerClassifier(nn.Module):
         """h (B, T, D) -> (B, D): CLS (position 0) or mean over real tokens."""
         if self.config.pooling == "cls":
             return h[:, 0]
-        if attention_mask is None:
-            return h.mean(1)
-        m = attention_mask.unsqueeze(-1).to(h.dtype)
-        return (h * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return masked_mean(h, attention_mask)
 
     def features(self, ids, attention_mask=None):
+        """(B, T) -> pooled sentence vectors (B, D)."""
+        if attention_mask is not None:
+            attention_mask = self.body.check_inputs(ids, attention_mask)
+            ids, attention_mask = trim_padding(ids, attention_mask)
         return self.pool(self.body(ids, attention_mask), attention_mask)
 
     def forward(self, ids, attention_mask=None):
@@ -367,12 +401,14 @@ class TransformerClassifier(nn.Module):
             p.requires_grad_(not frozen)
 
     def num_params(self, non_embedding: bool = False) -> int:
-        return _count(self, non_embedding)
+        """Parameters; non_embedding: without token/position embeddings (blocks, final LN, head)."""
+        if not non_embedding:
+            return count_params(self)
+        return count_params(self.body.blocks) + count_params(self.body.ln_f) + count_params(self.head)
 
     def flops_per_token(self, seq_len: int | None = None, training: bool = False) -> float:
-        T = seq_len or self.config.max_len
         c = self.config
-        f = 2 * self.num_params(non_embedding=True) + 2 * c.n_layers * T * c.d_model
+        f = _blocks_flops(c, self.num_params(non_embedding=True), c.n_layers, seq_len or c.max_len)
         return float(3 * f if training else f)
 
 
@@ -400,18 +436,22 @@ class EncoderDecoder(nn.Module):
         if config.tie_weights:
             self.lm_head.weight = self.encoder.tok_emb.weight
 
-    # alias so TransformerClassifier.load_body_from(encdec) uses the encoder
     @property
     def body(self):
+        """The encoder (so ``TransformerClassifier.load_body_from(encdec)`` transfers it)."""
         return self.encoder
 
     def encode(self, src, src_mask=None):
         """(B, S) -> memory (B, S, D)"""
         return self.encoder(src, src_mask)
 
+    def decoder_states(self, tgt_in, memory, src_mask=None, tgt_mask=None):
+        """(B, T), memory (B, S, D) -> decoder states (B, T, D)"""
+        return self.decoder(tgt_in, tgt_mask, memory, as_bool_mask(src_mask))
+
     def decode(self, tgt_in, memory, src_mask=None, tgt_mask=None):
         """(B, T), memory (B, S, D) -> logits (B, T, V)"""
-        return self.lm_head(self.decoder(tgt_in, tgt_mask, memory, src_mask))
+        return self.lm_head(self.decoder_states(tgt_in, memory, src_mask, tgt_mask))
 
     def forward(self, src, tgt_in, src_mask=None, tgt_mask=None):
         return self.decode(tgt_in, self.encode(src, src_mask), src_mask, tgt_mask)
@@ -419,23 +459,31 @@ class EncoderDecoder(nn.Module):
     @torch.no_grad()
     def generate(self, src, bos_id: int, max_new_tokens: int, src_mask=None,
                  eos_id: int | None = None):
-        """Greedy decoding.  src (B, S) -> (B, 1 + n) starting with ``bos_id``."""
-        memory = self.encode(src, src_mask)
-        out = torch.full((src.size(0), 1), bos_id, dtype=torch.long, device=src.device)
-        for _ in range(max_new_tokens):
-            nxt = self.decode(out, memory, src_mask)[:, -1].argmax(-1, keepdim=True)
-            out = torch.cat([out, nxt], 1)
-            if eos_id is not None and bool((out == eos_id).any(1).all()):
-                break
+        """Greedy decoding in eval mode.  src (B, S) -> (B, 1 + n) starting with ``bos_id``."""
+        was_training = self.training
+        self.eval()
+        try:
+            memory = self.encode(src, src_mask)
+            out = torch.full((src.size(0), 1), bos_id, dtype=torch.long, device=src.device)
+            for _ in range(max_new_tokens):
+                nxt = self.decode(out, memory, src_mask)[:, -1].argmax(-1, keepdim=True)
+                out = torch.cat([out, nxt], 1)
+                if eos_id is not None and bool((out == eos_id).any(1).all()):
+                    break
+        finally:
+            self.train(was_training)
         return out
 
     def num_params(self, non_embedding: bool = False) -> int:
-        return _count(self, non_embedding)
+        if not non_embedding:
+            return count_params(self)
+        return sum(count_params(m) for m in (self.encoder.blocks, self.encoder.ln_f,
+                                             self.decoder.blocks, self.decoder.ln_f))
 
     def flops_per_token(self, seq_len: int | None = None, training: bool = False) -> float:
-        T = seq_len or self.config.max_len
+        """Encoder + decoder (its cross-attention reads S = T memory positions) + LM head, per token."""
         c = self.config
         n_dec = c.n_dec_layers if c.n_dec_layers is not None else c.n_layers
-        f = 2 * self.num_params(non_embedding=True) + 2 * (c.n_layers + 2 * n_dec) * T * c.d_model
+        f = _blocks_flops(c, self.num_params(non_embedding=True), c.n_layers + 2 * n_dec, seq_len or c.max_len)
         f += 2 * c.d_model * c.vocab_size
         return float(3 * f if training else f)

@@ -20,7 +20,6 @@ Calibrated recipe (2 CPU cores, ``SyntheticLanguage()`` defaults, d_model=64,
 
 from __future__ import annotations
 
-import math
 import random
 
 import torch
@@ -30,11 +29,10 @@ __all__ = [
     "IGNORE_INDEX",
     "mask_tokens",
     "mlm_loss",
+    "masked_lm_loss",
     "clm_loss",
     "span_corrupt",
     "denoising_loss",
-    "lr_schedule",
-    "topic_cloze_accuracy",
 ]
 
 IGNORE_INDEX = -100
@@ -102,10 +100,12 @@ def mask_tokens(ids: torch.Tensor, vocab, p: float = 0.15, *,
 
 
 def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over the masked positions only.
+    """Cross-entropy over the masked positions only -- the one MLM loss of the course.
 
-    logits (B, T, V), labels (B, T) with -100 at unmasked positions.
-    Returns a scalar (0 with a gradient path if nothing is masked).
+    logits (..., V) and labels (...) with -100 where nothing was masked: either the whole batch,
+    (B, T, V) and (B, T), or only the masked positions, (N, V) and (N,) (pretraining applies the LM
+    head there only, which saves most of its cost).  Returns a scalar; when nothing is masked,
+    0 with a gradient path (not NaN).
     """
     if logits.shape[:-1] != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} disagree")
@@ -113,6 +113,15 @@ def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     if not bool(sel.any()):
         return logits.sum() * 0.0
     return F.cross_entropy(logits[sel], labels[sel])
+
+
+def masked_lm_loss(model, inputs: torch.Tensor, labels: torch.Tensor,
+                   attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """`mlm_loss` of an encoder with an LM head (a `TransformerLM`) on a masked batch, applying the
+    head only at the masked positions: inputs/labels/attention_mask (B, T) from `mask_tokens`."""
+    selected = labels != IGNORE_INDEX
+    hidden = model.encode(inputs, attention_mask)[selected]          # (N_masked, D)
+    return mlm_loss(model.lm_head(hidden), labels[selected])
 
 
 def clm_loss(logits: torch.Tensor, ids: torch.Tensor,
@@ -200,47 +209,3 @@ def denoising_loss(model, batch: dict) -> torch.Tensor:
     logits = model(batch["src"], batch["tgt_in"], batch["src_mask"], batch["tgt_mask"])
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch["tgt_out"].reshape(-1),
                            ignore_index=IGNORE_INDEX)
-
-
-# ------------------------------------------------------------ learning rate
-def lr_schedule(step: int, total: int, lr: float, warmup: int) -> float:
-    """Linear warm-up then cosine decay to 10 % of ``lr``."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    prog = (step - warmup) / max(1, total - warmup)
-    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, prog))))
-
-
-# ---------------------------------------------------------------- diagnostics
-@torch.no_grad()
-def topic_cloze_accuracy(model, tokenizer, lang, n_sentences: int = 500, seed: int = 12345):
-    """Cloze probe for a masked LM: mask ONE topic word per sentence and ask the
-    model to fill it in.  Returns ``{"topic": acc, "word": acc}`` where
-    ``topic`` = the predicted word belongs to the masked word's topic (chance
-    ~ 1 / n_topics of the topic vocabulary share) and ``word`` = exact match.
-    """
-    texts, _ = lang.corpus(n_sentences, seed=seed, return_topics=True)
-    ids, m = tokenizer.encode_batch(texts)
-    rng = random.Random(seed)
-    rows, cols, true = [], [], []
-    for i, t in enumerate(texts):
-        cand = [j + 1 for j, w in enumerate(t.split()) if w in lang.topic_of]  # +1: [CLS]
-        if cand:
-            j = rng.choice(cand)
-            rows.append(i)
-            cols.append(j)
-            true.append(int(ids[i, j]))
-    rows_t, cols_t = torch.tensor(rows), torch.tensor(cols)
-    inp = ids.clone()
-    inp[rows_t, cols_t] = tokenizer.mask_id
-    was_training = model.training
-    model.eval()
-    logits = model(inp, m)[rows_t, cols_t]                          # (n, V)
-    model.train(was_training)
-    # restrict the prediction to topic words (the question is "which topic word?")
-    topic_ids = torch.tensor([tokenizer.index[w] for w in lang.words if w in lang.topic_of])
-    pred = topic_ids[logits[:, topic_ids].argmax(1)]
-    vocab = tokenizer.vocab
-    topic_hit = [lang.topic_of[vocab[p]] == lang.topic_of[vocab[t]] for p, t in zip(pred.tolist(), true)]
-    word_hit = [p == t for p, t in zip(pred.tolist(), true)]
-    return {"topic": sum(topic_hit) / len(topic_hit), "word": sum(word_hit) / len(word_hit)}

@@ -1,6 +1,6 @@
 """Pretraining on unlabelled text, and the checkpoints the course ships.
 
-    python -m ptm_lib.pretrain --name mini_bert --out data/      # what `make pretrain` runs
+    python -m ptm_lib.text.pretrain --name mini_bert --out data/      # what `make pretrain` runs
 
 builds the synthetic language (`ptm_lib.text`), tokenises an unlabelled corpus, pretrains a
 small transformer with a self-supervised objective through the course's training loop
@@ -14,21 +14,20 @@ pinned in `SHIPPED_SHA256` (also listed in data/README.md).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from .objectives import (IGNORE_INDEX, clm_loss, denoising_loss, lr_schedule, mask_tokens, span_corrupt,
-                         topic_cloze_accuracy)
-from .text import LanguageConfig, SyntheticLanguage, WordTokenizer, embedding_topic_purity, trim_padding
-from .train import History, fit
-from .transformer import EncoderDecoder, TransformerConfig, TransformerLM
+from ..nets.common import trim_padding
+from ..nets.transformer import EncoderDecoder, TransformerConfig, TransformerLM
+from ..train import History, fit, warmup_schedule
+from .diagnostics import mlm_diagnostics
+from .language import LanguageConfig, SyntheticLanguage
+from .objectives import clm_loss, denoising_loss, mask_tokens, masked_lm_loss, span_corrupt
+from .tokenizer import WordTokenizer
 
 RECIPES = {
     # The shipped masked-LM encoder ("mini-BERT"): ~2 CPU-minutes on one core.
@@ -37,7 +36,7 @@ RECIPES = {
                       model=dict(d_model=64, n_layers=2, n_heads=4, max_len=32)),
 }
 SHIPPED_SHA256: dict[str, str] = {  # name -> sha256 of the .safetensors file in data/ (see data/README.md)
-    "mini_bert": "2f13e2cde9409c5621a761dfd7401cb681d61727c136b0a4ac58f3fa1f4f801a",
+    "mini_bert": "928753028aa2e33322bae23ec9a5d555cac60c55680b731cac58021d4b2cd398",
 }
 MLM_LEARNED_PURITY = 0.9   # `make pretrain` fails unless the encoder reaches this (random init: ~0.17)
 
@@ -68,9 +67,7 @@ def objective_loss(objective: str, tokenizer: WordTokenizer, mask_p: float = 0.1
             if causal:
                 raise ValueError("MLM needs a bidirectional model (config.causal=False)")
             inputs, labels = (t.to(ids.device) for t in mask_tokens(ids.cpu(), tokenizer, mask_p, generator=generator))
-            masked = labels != IGNORE_INDEX
-            hidden = model.encode(inputs, mask)[masked]          # (n_masked, D)
-            return F.cross_entropy(model.lm_head(hidden), labels[masked])
+            return masked_lm_loss(model, inputs, labels, mask)   # the model sees `inputs`, never `ids`
         if objective == "clm":
             if not causal:
                 raise ValueError("CLM needs a causal model (config.causal=True)")
@@ -87,34 +84,18 @@ def pretrain(model, ids: torch.Tensor, mask: torch.Tensor, tokenizer: WordTokeni
              eval_every: int | None = None, **fit_kwargs) -> History:
     """Pretrain `model` on the unlabelled corpus (ids, mask) with `fit`.
 
-    AdamW (betas 0.9/0.98, weight decay 0.01), linear warm-up then cosine decay
-    (`objectives.lr_schedule`), gradient clipping at 1.0. Extra keyword arguments go to `fit`
+    AdamW (betas 0.9/0.98, weight decay 0.01), linear warm-up then cosine decay to 10 %
+    (`ptm_lib.train.warmup_schedule`), gradient clipping at 1.0. Extra keyword arguments go to `fit`
     (live=, progress=, out=, title=, device=).
     """
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(TensorDataset(ids, mask), batch_size=batch_size, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_schedule(step, steps, 1.0, warmup))
+    scheduler = warmup_schedule(optimizer, warmup=min(warmup, steps), total=steps)
     return fit(model, objective_loss(objective, tokenizer, mask_p, generator), loader, steps=steps,
                optimizer=optimizer, scheduler=scheduler, grad_clip=1.0, eval_fn=eval_fn,
                eval_every=eval_every, **fit_kwargs)
-
-
-@torch.no_grad()
-def mlm_diagnostics(model, tokenizer: WordTokenizer, lang: SyntheticLanguage) -> dict[str, float]:
-    """Did pretraining learn transferable structure? Two tests, no labels used:
-
-    purity:      of each topic word's 10 nearest neighbours in input-embedding space, the fraction
-                 from its own topic (chance = 1/n_topics ~ 0.17 for 6 topics);
-    cloze_topic: mask one topic word per sentence; fraction of predictions from the right topic.
-    """
-    was_training = model.training
-    model.eval()
-    purity = embedding_topic_purity(model.token_embeddings, tokenizer, lang)
-    cloze = topic_cloze_accuracy(model, tokenizer, lang) if not model.config.causal else {"topic": math.nan}
-    model.train(was_training)
-    return {"purity": purity, "cloze_topic": cloze["topic"]}
 
 
 def build_model(objective: str, vocab_size: int, **model_kwargs):
@@ -125,9 +106,10 @@ def build_model(objective: str, vocab_size: int, **model_kwargs):
 
 def run_recipe(name: str, out_dir: str | Path, *, progress: bool = True) -> dict:
     """Pretrain the recipe `name`, save its checkpoint + curve in `out_dir`; return the JSON meta."""
-    from .checkpoint import save_checkpoint
-    from .seeding import seed_everything
-    from .viz import history_figure
+    from ..checkpoint import save_checkpoint
+    from ..nets.registry import config_to_dict
+    from ..seeding import seed_everything
+    from ..viz import history_figure
 
     recipe = RECIPES[name]
     seed_everything(recipe["seed"])
@@ -141,8 +123,8 @@ def run_recipe(name: str, out_dir: str | Path, *, progress: bool = True) -> dict
                        eval_fn=lambda m: mlm_diagnostics(m, tokenizer, lang), eval_every=250,
                        **{k: recipe[k] for k in ("objective", "steps", "batch_size", "lr", "warmup", "mask_p", "seed")})
     meta = {"recipe": name, **{k: v for k, v in recipe.items() if k != "model"},
-            "language": asdict(lang.config), "vocab_size": len(tokenizer),
-            "command": f"python -m ptm_lib.pretrain --name {name} --out {out_dir}",
+            "language": config_to_dict(lang.config), "vocab_size": len(tokenizer),
+            "command": f"python -m ptm_lib.text.pretrain --name {name} --out {out_dir}",
             "pretrain_seconds": round(time.perf_counter() - t0, 1), "torch_threads": torch.get_num_threads(),
             "diagnostics_random_init": before, "diagnostics": mlm_diagnostics(model, tokenizer, lang),
             "curve": {"step": history.step[::10], "loss": [round(v, 4) for v in history.loss[::10]],
@@ -159,20 +141,21 @@ def load_pretrained(name: str = "mini_bert", folder: str | Path | None = None):
     Checks the weights against the sha256 pinned in `SHIPPED_SHA256`, and rebuilds the tokenizer
     and language from the configuration stored with the checkpoint.
     """
-    from .checkpoint import load_checkpoint, read_config
-    from .report import repo_root
+    from ..checkpoint import load_checkpoint, read_config
+    from ..nets.registry import config_from_dict
+    from ..paths import data_dir
 
-    path = Path(folder or repo_root() / "data") / name
-    if not path.with_suffix(".json").exists():
+    path = Path(folder or data_dir()) / name
+    if not Path(f"{path}.json").exists():
         raise FileNotFoundError(f"no shipped checkpoint {path}.json; run `make pretrain` to create it")
     meta = read_config(path)["meta"]
     model = load_checkpoint(path, expected_sha256=SHIPPED_SHA256.get(name))
-    lang = SyntheticLanguage(LanguageConfig(**meta["language"]))
+    lang = SyntheticLanguage(config_from_dict(LanguageConfig, meta["language"]))
     return model, WordTokenizer.from_language(lang), lang, meta
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ptm_lib.pretrain", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m ptm_lib.text.pretrain", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", default="mini_bert", choices=sorted(RECIPES))
     parser.add_argument("--out", default="data", help="folder for the checkpoint (default: data)")

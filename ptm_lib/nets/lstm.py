@@ -28,14 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .finetune import accuracy as text_accuracy
-from .finetune import predict as text_predict
-from .finetune import text_classification_loss
-from .models import register
-from .text import trim_padding
+from .common import trim_padding
+from .registry import register
 
 __all__ = ["LSTMConfig", "LSTMEncoder", "LSTMDecoder", "SequenceAutoencoder", "LSTMClassifier", "shift_right",
-           "autoencoder_loss", "language_model_loss", "classification_loss", "predict", "accuracy"]
+           "autoencoder_loss", "language_model_loss"]
 
 
 @dataclass
@@ -222,10 +219,3 @@ def language_model_loss(model: SequenceAutoencoder, batch) -> torch.Tensor:
     logits = model.next_token_logits(ids, mask)[:, :-1]                 # (B, T-1, V)
     targets = ids[:, 1:].masked_fill(~mask[:, 1:], -100)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
-
-
-# Classifying (ids, mask, labels) batches is the same for every text model: the label is only the
-# target, never an input (the essay's code fed it to the decoder). The transformer's functions serve.
-classification_loss = text_classification_loss
-predict = text_predict      # (ids (N, T), mask (N, T)) -> logits (N, C), eval mode, on the CPU
-accuracy = text_accuracy    # split (ids, mask, labels) -> accuracy in 0..1

@@ -1,0 +1,19 @@
+"""Text: a synthetic language, its tokenizer and tasks, and what we pretrain and fine-tune on it.
+
+    language     SyntheticLanguage, LanguageConfig: topics, sub-topics, Zipf words, ambiguity, mixing
+    tokenizer    WordTokenizer with BERT's special tokens ([PAD] [UNK] [CLS] [SEP] [MASK])
+    tasks        LabelledTask (train pool / val / test / unseen splits), budgets, label noise;
+                 make_topic_task, make_agent_task (needs word order)
+    objectives   masked LM (BERT 80/10/10), causal LM, span-corruption denoising
+    diagnostics  label-free tests of a pretrained encoder: embedding purity, cloze
+    pretrain     pretraining with `ptm_lib.train.fit`; the shipped mini-BERT
+                 (python -m ptm_lib.text.pretrain; load_pretrained)
+    finetune     scratch / probe / random-encoder probe / partial / full fine-tuning, with
+                 hyper-parameters chosen on the validation split
+"""
+from .language import LanguageConfig, SyntheticLanguage
+from .tasks import LabelledTask, budget_indices, make_agent_task, make_topic_task
+from .tokenizer import WordTokenizer
+
+__all__ = ["LanguageConfig", "SyntheticLanguage", "WordTokenizer", "LabelledTask", "budget_indices",
+           "make_topic_task", "make_agent_task"]
