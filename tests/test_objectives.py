@@ -45,17 +45,17 @@ def test_mask_tokens_never_masks_specials_and_is_deterministic(batch, tok):
 
 def test_mask_tokens_bad_input(tok):
     ids = torch.randint(5, 20, (2, 5))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="p must be in"):
         mask_tokens(ids, tok, p=1.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="LongTensor"):
         mask_tokens(ids.float(), tok)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="mask_id is required"):
         mask_tokens(ids, 100)                                       # int vocab needs mask_id
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="outside the vocabulary"):
         mask_tokens(ids + 10_000, tok)
-    inp, lab = mask_tokens(ids, 30, mask_id=4, special_ids=range(5),
+    inp, lab = mask_tokens(ids, 30, mask_id=4, special_ids=range(5), p=1.0,
                            generator=torch.Generator().manual_seed(0))
-    assert inp.shape == ids.shape
+    assert inp.shape == ids.shape and torch.equal(lab, ids)        # p = 1: every token is a target
 
 
 def test_mlm_loss_only_on_masked_positions(batch, tok):

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .common import trim_padding
+from .common import masked_mean, trim_padding
 from .registry import register
 
 __all__ = ["LSTMConfig", "LSTMEncoder", "LSTMDecoder", "SequenceAutoencoder", "LSTMClassifier", "shift_right",
@@ -192,9 +192,9 @@ class LSTMClassifier(nn.Module):
         out, (h, _) = self.encoder(ids, mask)
         if self.config.pooling == "final":
             return h[-1]                                                # (B, H)
-        m = (mask if mask is not None else torch.ones_like(ids, dtype=torch.bool)).unsqueeze(-1)
         if self.config.pooling == "mean":
-            return (out * m).sum(1) / m.sum(1).clamp_min(1)
+            return masked_mean(out, mask)
+        m = (mask if mask is not None else torch.ones_like(ids, dtype=torch.bool)).unsqueeze(-1)
         return out.masked_fill(~m, float("-inf")).max(1).values
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -45,9 +45,9 @@ def embedding_topic_purity(embeddings, tokenizer: WordTokenizer, lang: Synthetic
 def topic_cloze_accuracy(model, tokenizer: WordTokenizer, lang: SyntheticLanguage, n_sentences: int = 500,
                          seed: int = 12345) -> dict[str, float]:
     """Cloze probe for a masked LM: mask ONE unambiguous topical word per sentence and let the model
-    fill it in, choosing among the topical words. Returns {"topic": share of fill-ins from the
-    masked word's topic (chance ~ 1 / n_topics), "word": exact matches}. The model's train/eval
-    mode is restored afterwards.
+    fill it in, choosing among the unambiguous topical words. Returns {"topic": share of fill-ins
+    from the masked word's topic (a uniform guess scores 1 / n_topics), "word": exact matches}.
+    The model's train/eval mode is restored afterwards.
     """
     texts = lang.corpus(n_sentences, seed=seed)
     ids, mask = tokenizer.encode_batch(texts)
@@ -70,10 +70,10 @@ def topic_cloze_accuracy(model, tokenizer: WordTokenizer, lang: SyntheticLanguag
         logits = model(inputs.to(device), mask.to(device))[rows_t, cols_t].cpu()   # (n, V)
     finally:
         model.train(was_training)
-    topical = torch.tensor([tokenizer.index[w] for w in lang.words if w in lang.topics_of])
+    topical = torch.tensor([tokenizer.index[w] for w in lang.words if w in lang.topic_of])
     pred = topical[logits[:, topical].argmax(1)].tolist()
     vocab = tokenizer.vocab
-    topic_hit = [lang.topic_of[vocab[t]] in lang.topics_of[vocab[p]] for p, t in zip(pred, true)]
+    topic_hit = [lang.topic_of[vocab[t]] == lang.topic_of[vocab[p]] for p, t in zip(pred, true)]
     return {"topic": sum(topic_hit) / len(true), "word": sum(p == t for p, t in zip(pred, true)) / len(true)}
 
 

@@ -17,7 +17,8 @@ The language
   rare.  Unlabelled text shows every word often enough; a few labelled sentences show only
   the frequent ones.
 * ``ambiguous_frac`` of every sub-topic's words also belong to a sub-topic of *another* topic
-  (like "bank" or "court"): on its own such a word does not settle the topic.
+  (like "bank" or "court"; a few end up in three topics): on its own such a word does not settle
+  the topic.
 * Generic English words (``thing``, ``make``, ``big``) and function words (``the``, ``near``)
   are shared by all topics.  A small grammar: ``NP VP [PP] [conj NP VP] .``.
 * Every content slot takes a word of the sentence's (sub-)topic with probability
@@ -145,7 +146,7 @@ class SyntheticLanguage:
     topics_of : dict[str, tuple]     the topic(s) of every topical word
     topic_of : dict[str, int]        the topic of every *unambiguous* topical word
     subtopic_of : dict[str, int]     the sub-topic of every word that belongs to one sub-topic only
-    ambiguous : set[str]             words that belong to two topics
+    ambiguous : set[str]             words that belong to two (rarely three) topics
     pos_of : dict[str, str]          "noun" | "verb" | "adj" | "func" for every word
     heldout : set[str]               topical words never used in labelled pools (heldout_frac)
     words : list[str]                the whole vocabulary (no special tokens), sorted
@@ -323,5 +324,5 @@ class SyntheticLanguage:
     def __repr__(self) -> str:
         c = self.config
         return (f"SyntheticLanguage({c.n_topics} topics x {c.subtopics} sub-topics, "
-                f"{sum(map(len, self.topic_words))} topical word senses, vocab={len(self.words)}, "
+                f"{len(self.topics_of)} topical words, vocab={len(self.words)}, "
                 f"ambiguous={len(self.ambiguous)}, held-out={len(self.heldout)})")
