@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 ## Open the course in JupyterLab (NO_BROWSER=1 for a headless server, PORT=8888 by default).
 lab: $(STAMP)
-	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(NO_BROWSER),--no-browser --ServerApp.ip=127.0.0.1,) \
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(NO_BROWSER),--no-browser --ServerApp.ip=127.0.0.1,) \
 		$(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 ## Every test: unit tests of ptm_lib, each notebook in smoke mode (papermill), nbval on the notebooks.

@@ -202,9 +202,10 @@ def _kernel_env(results: Path, smoke: bool | None) -> dict:
     env["PTM_RESULTS_DIR"] = str(results)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")  # kernel = this env's python
     env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    # torch's OpenMP threads spin while they wait; on a busy 2-core machine that made small models
-    # up to 10x slower. Waiting passively costs nothing measurable when the cores are free.
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # The course's models are small: one torch thread per kernel. Measured on 2 cores: two threads
+    # were 20 % faster on an idle machine but up to 10x slower when anything else ran (OpenMP threads
+    # spin while they wait); chapters that run many models use worker processes instead.
+    env.setdefault("OMP_NUM_THREADS", "1")
     env.pop("PTM_SMOKE", None)
     if smoke:
         env["PTM_SMOKE"] = "1"
