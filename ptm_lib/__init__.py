@@ -9,11 +9,12 @@ One module per concern:
     text/       a synthetic language, its tokenizer, tasks, pretraining objectives, fine-tuning
     train       fit, lr_factor, warmup_schedule, History, classification_loss, NonFiniteLossError
     evaluate    predict, accuracy, confusion, per_class_accuracy (any model, tensor or (ids, mask) inputs)
-    checkpoint  save_checkpoint, load_checkpoint (safetensors + JSON, never pickle)
+    checkpoint  save_checkpoint, load_checkpoint (safetensors + JSON, never pickle); save_state, load_state
     report      Report (numbers and claims -> build/results/<notebook>.json), is_smoke
     viz         LivePlot, history_figure, experiment_panel, show_source
     exercises   check() for auto-checked exercises
     course      the headless course runner: python -m ptm_lib.course run [--smoke] [--seed N]
+    offline     refuse every network connection but loopback (the runner's kernels run this way)
 
 ``import ptm_lib`` stays light (no matplotlib, no text code); sub-modules such as ``ptm_lib.viz``
 are imported on first use.
@@ -35,7 +36,7 @@ from .vision.digits import load_digits
 __version__ = "0.1.0"
 
 _SUBMODULES = ("device", "seeding", "data", "vision", "nets", "text", "train", "evaluate", "checkpoint",
-               "report", "viz", "exercises", "course")
+               "report", "viz", "exercises", "course", "offline")
 
 if "ipykernel" in sys.modules:  # in a notebook, viz registers how bare matplotlib Figures are shown
     from . import viz  # noqa: F401

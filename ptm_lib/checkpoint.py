@@ -14,19 +14,27 @@ under the old JSON, which loading reports as a sha256 mismatch, never as a silen
 
 Loading trusts nothing before it is checked: the JSON is validated (format, known architecture,
 config fields known and complete, ``weights_sha256`` present), then the weights' sha256 is compared
-with the JSON and the pinned hash, and only then is a model built and the tensors read, with
-safetensors, which cannot run code (unlike ``torch.load`` of a pickle).
+with the JSON and the pinned hash, then the tensor names and shapes in the safetensors header are
+compared with those the config implies (the model is built on the ``meta`` device for that: shapes
+only, no memory), and only then is the model built and the tensors read, with safetensors, which
+cannot run code (unlike ``torch.load`` of a pickle). Nothing in ptm_lib unpickles a file.
+
+Training state (`save_state` / `load_state`, what ``fit(checkpoint=...)`` writes to resume an
+interrupted run) is ONE file, ``<path>.safetensors``: the tensors (weights, optimizer moments,
+random-generator states) in safetensors, everything else (steps, history, learning rates, Python's
+and NumPy's random states) as JSON in its header. One file, so a save is one atomic rename.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_model, save_file, save_model
 from torch import nn
 
 from .data import sha256_file
@@ -119,10 +127,11 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None, *,
     weights, _ = checkpoint_paths(path)
     record = read_config(path)
     _verify_sha256(weights, [(record["weights_sha256"], "its JSON config"), (expected_sha256, "the pinned hash")])
+    if model is not None:
+        _check_compatible(model, record, path)
+    _check_shapes(record, _stored_shapes(weights), path)   # before any memory is allocated
     if model is None:
         model = build(record["arch"], record["config"])
-    else:
-        _check_compatible(model, record, path)
     try:
         missing, unexpected = load_model(model, weights, strict=False, device="cpu")
     except SafetensorError as e:
@@ -145,6 +154,37 @@ def _verify_sha256(weights: Path, expectations: list[tuple[str | None, str]]) ->
         if expected is not None and actual != expected:
             raise ValueError(f"{weights}: sha256 {actual} does not match {what} ({expected}); the weights are "
                              "truncated, corrupt or were replaced. Re-create them (see data/README.md).")
+
+
+def _stored_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape, from the safetensors header only (no tensor is read)."""
+    try:
+        with safe_open(weights, framework="pt") as f:
+            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except SafetensorError as e:
+        raise ValueError(f"{weights} is not a readable safetensors file ({e}): it is truncated or corrupt. "
+                         "Delete the checkpoint and re-create it.") from None
+
+
+def _check_shapes(record: dict, stored: dict[str, tuple[int, ...]], path) -> None:
+    """Do the stored tensors have the names and shapes the JSON config implies? The model is built
+    on the `meta` device (shapes, no memory), so an edited config cannot make us allocate."""
+    try:
+        with torch.device("meta"):
+            skeleton = build(record["arch"], record["config"])
+    except (TypeError, ValueError, RuntimeError, OverflowError) as e:   # a config value of the wrong type or range
+        raise CheckpointMismatchError(f"checkpoint {path}: its JSON config cannot build a {record['arch']!r} "
+                                      f"model ({type(e).__name__}: {e}). Re-create the checkpoint.") from None
+    tensors = skeleton.state_dict(keep_vars=True)
+    expected = {name: tuple(t.shape) for name, t in tensors.items()}
+    wrong = [f"{name}: stored {shape}, config implies {expected.get(name, 'no such tensor')}"
+             for name, shape in stored.items() if expected.get(name) != shape]
+    n_expected = sum(t.numel() for t in {id(t): t for t in tensors.values()}.values())  # tied weights once
+    n_stored = sum(math.prod(shape) for shape in stored.values())
+    if wrong or n_stored != n_expected:
+        details = "; ".join(wrong[:5]) or f"{n_stored:,} numbers stored, the config implies {n_expected:,}"
+        raise CheckpointMismatchError(f"checkpoint {path}: the weights do not fit its JSON config ({details}). "
+                                      "The JSON was edited or belongs to other weights; re-create the checkpoint.")
 
 
 def _check_compatible(model: nn.Module, record: dict, path) -> None:
@@ -197,3 +237,86 @@ def _fsync_folder(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+# --- training state: resume an interrupted `fit` ------------------------------------------------
+
+STATE_FORMAT = "ptm-course/train-state/1"
+
+
+def state_path(path: str | os.PathLike) -> Path:
+    """The file of a training state: "runs/a" -> runs/a.safetensors ("runs/a.safetensors" stays)."""
+    path = Path(path)
+    return path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")
+
+
+def save_state(state: dict, path: str | os.PathLike) -> Path:
+    """Save a nested dict of tensors, numbers, strings, lists, tuples and dicts (a training state)
+    atomically to ONE safetensors file: tensors as tensors, the rest as JSON in its header.
+
+    Raises TypeError for anything else (no object is ever pickled). Returns the file's path.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    tree = _to_json(state, tensors, "state")
+    dest = state_path(path)
+    metadata = {"format": STATE_FORMAT, "state": json.dumps(tree)}
+    tmp = _write_temp(dest, lambda t: save_file(tensors, t, metadata=metadata))
+    try:
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    _fsync_folder(dest.parent)
+    return dest
+
+
+def load_state(path: str | os.PathLike) -> dict:
+    """The state `save_state` wrote; a clear error for a missing, truncated or foreign file."""
+    src = state_path(path)
+    if not src.exists():
+        raise FileNotFoundError(f"no training state at {src}")
+    try:
+        with safe_open(src, framework="pt") as f:
+            metadata = f.metadata() or {}
+            if metadata.get("format") != STATE_FORMAT:
+                raise CheckpointMismatchError(f"{src} is not a training state ({STATE_FORMAT}), "
+                                              f"format={metadata.get('format')!r}")
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except SafetensorError as e:
+        raise ValueError(f"{src} is not a readable safetensors file ({e}): it is truncated or corrupt. "
+                         "Delete it (training restarts from the beginning) or resume from a copy.") from None
+    return _from_json(json.loads(metadata["state"]), tensors)
+
+
+def _to_json(obj, tensors: dict, key: str):
+    """`obj` as JSON; tensors move into `tensors` under their path (`key`), leaving {"$tensor": key}.
+    Tuples become {"$tuple": [...]}, dicts with non-string keys {"$items": [[k, v], ...]}."""
+    if isinstance(obj, torch.Tensor):
+        tensors[key] = obj.detach().cpu().contiguous().clone()  # clone: safetensors refuses shared memory
+        return {"$tensor": key}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, (list, tuple)):
+        items = [_to_json(v, tensors, f"{key}/{i}") for i, v in enumerate(obj)]
+        return {"$tuple": items} if isinstance(obj, tuple) else items
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("$") for k in obj):
+            return {k: _to_json(v, tensors, f"{key}/{k}") for k, v in obj.items()}
+        if all(isinstance(k, (int, str)) for k in obj):
+            return {"$items": [[k, _to_json(v, tensors, f"{key}/{k}")] for k, v in obj.items()]}
+    raise TypeError(f"cannot save {type(obj).__name__} at {key!r} in a training state: only tensors, numbers, "
+                    "strings, None, lists, tuples and dicts are saved (never a pickled object)")
+
+
+def _from_json(obj, tensors: dict):
+    if isinstance(obj, list):
+        return [_from_json(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if set(obj) == {"$tensor"}:
+            return tensors[obj["$tensor"]]
+        if set(obj) == {"$tuple"}:
+            return tuple(_from_json(v, tensors) for v in obj["$tuple"])
+        if set(obj) == {"$items"}:
+            return {k: _from_json(v, tensors) for k, v in obj["$items"]}
+        return {k: _from_json(v, tensors) for k, v in obj.items()}
+    return obj

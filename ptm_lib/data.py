@@ -4,14 +4,18 @@
 * `per_class_subset()` — a labelled budget of n examples per class (label-efficiency experiments).
 * `make_loader()` — a seeded torch DataLoader.
 * `sha256_file()`, `verify_sha256()` — checksums of files.
-* `fetch()` — the one place that may download: streaming, with a timeout, and the sha256 is
-  checked on every call (cache hit or not). No lesson calls it by default.
+* `fetch()` — the one place that may download: streaming, with a timeout, retries with backoff
+  that continue a broken download, an atomic write, and the sha256 checked on every call (cache
+  hit or not; a cache hit needs no network). No lesson calls it by default.
 """
 from __future__ import annotations
 
 import hashlib
+import http.client
+import numbers
 import os
-import tempfile
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -19,15 +23,18 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 
-def check_labels(y: torch.Tensor, n_classes: int) -> None:
-    """Raise a clear ValueError unless y is a 1-D integer tensor with values in [0, n_classes)."""
-    if y.dim() != 1:
-        raise ValueError(f"labels must be 1-D (N,), got shape {tuple(y.shape)}")
+def check_labels(y: torch.Tensor, n_classes: int, n: int | None = None) -> None:
+    """Raise a clear ValueError unless y is a 1-D integer tensor with values in [0, n_classes)
+    (and `n` of them, if given)."""
+    if not isinstance(y, torch.Tensor) or y.dim() != 1:
+        raise ValueError(f"labels must be 1-D (N,), got shape {tuple(getattr(y, 'shape', ()))}")
+    if n is not None and len(y) != n:
+        raise ValueError(f"expected {n} labels, one per example, got {len(y)}")
     if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
         raise ValueError(f"labels must be integer class ids, got dtype {y.dtype}; use y.long()")
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes):
-        raise ValueError(f"labels out of range: found values in [{int(y.min())}, {int(y.max())}] "
-                         f"but the model has {n_classes} classes (valid: 0..{n_classes - 1})")
+        raise ValueError(f"labels out of range: found [{int(y.min())}, {int(y.max())}]; labels must be in "
+                         f"[0, {n_classes - 1}] for a model with {n_classes} classes")
 
 
 def per_class_subset(X: torch.Tensor, y: torch.Tensor, n_per_class: int,
@@ -38,9 +45,10 @@ def per_class_subset(X: torch.Tensor, y: torch.Tensor, n_per_class: int,
     The choice depends only on `seed` (not on the global random state). Raises ValueError if some
     class has fewer than `n_per_class` examples.
     """
-    if len(X) != len(y):
-        raise ValueError(f"X and y differ in length: {len(X)} vs {len(y)}")
-    if n_per_class < 1:
+    _check_examples(X, y)
+    if y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise ValueError(f"labels y must be integer class ids, got dtype {y.dtype}")
+    if isinstance(n_per_class, bool) or not isinstance(n_per_class, numbers.Integral) or n_per_class < 1:
         raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
     g = torch.Generator().manual_seed(seed)
     picks = []
@@ -54,15 +62,25 @@ def per_class_subset(X: torch.Tensor, y: torch.Tensor, n_per_class: int,
     return X[order], y[order]
 
 
+def _check_examples(X, y) -> None:
+    """X (N, ...) and y (N,) tensors of the same length."""
+    if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor) or X.dim() < 1 or y.dim() != 1:
+        raise ValueError(f"expected X (N, ...) and labels y (N,) tensors, got shapes "
+                         f"{tuple(getattr(X, 'shape', ()))} and {tuple(getattr(y, 'shape', ()))}")
+    if len(X) != len(y):
+        raise ValueError(f"X and y differ in length: {len(X)} vs {len(y)}")
+
+
 def make_loader(X: torch.Tensor, y: torch.Tensor, batch_size: int = 64, *, shuffle: bool = True,
                 seed: int = 0) -> DataLoader:
     """A DataLoader of (x (B, ...), y (B,)) batches over (X, y), shuffled reproducibly from `seed`."""
-    if len(X) != len(y):
-        raise ValueError(f"X and y differ in length: {len(X)} vs {len(y)}")
-    if batch_size < 1:
+    _check_examples(X, y)
+    if len(X) == 0:
+        raise ValueError("X and y hold no examples: nothing to load")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     g = torch.Generator().manual_seed(seed)
-    return DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=shuffle, generator=g)
+    return DataLoader(TensorDataset(X, y), batch_size=int(batch_size), shuffle=shuffle, generator=g)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -82,30 +100,68 @@ def verify_sha256(path: str | os.PathLike, expected: str) -> None:
                          "The file is corrupt or a different version; delete it and fetch/rebuild it.")
 
 
-def fetch(url: str, dest: str | os.PathLike, sha256: str, *, timeout: float = 30.0) -> Path:
+def fetch(url: str, dest: str | os.PathLike, sha256: str, *, timeout: float = 30.0, retries: int = 4,
+          backoff: float = 1.0) -> Path:
     """Download `url` to `dest` unless a file with the right sha256 is already there.
 
-    Streams to a temporary file in the same folder, checks the hash, then renames atomically,
-    so a half-downloaded or tampered file never appears at `dest`. The hash is checked on a
-    cache hit too. Works with http(s):// and file:// URLs.
+    * A cache hit (`dest` exists) is checked against `sha256` and returned without touching the
+      network: it works offline.
+    * Otherwise the download streams into ``<dest>.part`` (a `timeout` on every read); a broken
+      download is retried up to `retries` times, waiting `backoff` * 1, 2, 4, ... seconds, and
+      continues where it stopped (an HTTP Range request; a server that ignores it sends everything
+      again). HTTP errors other than 408, 429 and 5xx, and a refused network, are not retried.
+    * The sha256 is checked, the file flushed to disk, and only then renamed to `dest` (atomic):
+      a half-downloaded or tampered file never appears at `dest`.
+
+    Works with http(s):// and file:// URLs. No lesson calls it by default.
     """
     dest = Path(dest)
     if dest.exists():
         verify_sha256(dest, sha256)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".tmp")
-    h = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            for chunk in iter(lambda: resp.read(1 << 20), b""):
-                h.update(chunk)
-                out.write(chunk)
-        if h.hexdigest() != sha256:
-            raise ValueError(f"sha256 mismatch for {url}: expected {sha256}, got {h.hexdigest()}; "
-                             "nothing was saved.")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    part = dest.with_name(dest.name + ".part")
+    for attempt in range(retries + 1):
+        try:
+            _download(url, part, timeout)
+            break
+        except (OSError, http.client.HTTPException) as e:   # URLError, timeouts and resets are OSErrors
+            if attempt == retries or not _worth_retrying(e):
+                raise ConnectionError(f"could not download {url} ({type(e).__name__}: {e}) after {attempt + 1} "
+                                      f"attempt(s); {part.name} keeps what arrived, the next call continues it. "
+                                      f"Or copy the file to {dest} by hand (sha256 {sha256}).") from e
+            time.sleep(backoff * 2 ** attempt)
+    actual = sha256_file(part)
+    if actual != sha256:
+        part.unlink()
+        raise ValueError(f"sha256 mismatch for {url}: expected {sha256}, got {actual}; nothing was saved.")
+    with open(part, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(part, dest)
     return dest
+
+
+def _download(url: str, part: Path, timeout: float) -> None:
+    """Append the rest of `url` to `part` (all of it if `part` is empty or the server ignores Range);
+    an error if the connection ends before the length the server announced."""
+    offset = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
+        if offset and getattr(resp, "status", None) != 206:   # the server sends the whole file again
+            offset = 0
+        expected = resp.headers.get("Content-Length")
+        received = 0
+        with open(part, "ab" if offset else "wb") as out:
+            for chunk in iter(lambda: resp.read(1 << 20), b""):
+                out.write(chunk)
+                received += len(chunk)
+    if expected is not None and received < int(expected):
+        raise ConnectionResetError(f"the connection closed after {received} of {expected} bytes")
+
+
+def _worth_retrying(error: BaseException) -> bool:
+    """Transient failures: timeouts, resets, 408/429/5xx. Not: other HTTP errors, a refused network."""
+    if isinstance(error, urllib.error.HTTPError):
+        return error.code in (408, 429) or error.code >= 500
+    reason = getattr(error, "reason", error)
+    return not isinstance(reason, (PermissionError, FileNotFoundError))

@@ -141,7 +141,11 @@ register_figure_display()
 
 def ema(values, alpha: float = 0.1) -> np.ndarray:
     """Exponential moving average, for a readable curve of noisy mini-batch losses."""
+    if not 0 < alpha <= 1:
+        raise ValueError(f"alpha must be in (0, 1] (the weight of the newest value), got {alpha}")
     values = np.asarray(values, dtype=float)
+    if values.ndim != 1:
+        raise ValueError(f"values must be a 1-D sequence of numbers, got shape {values.shape}")
     smoothed = np.empty_like(values)
     acc = values[0] if len(values) else 0.0
     for i, v in enumerate(values):

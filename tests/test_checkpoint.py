@@ -1,14 +1,21 @@
+import ast
 import json
 import os
+import pickle
+import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_model
 
 import ptm_lib as ptm
 import ptm_lib.checkpoint as ck
 from ptm_lib.checkpoint import CheckpointMismatchError, load_checkpoint, read_config, save_checkpoint
 from ptm_lib.nets import registry
+
+ROOT = Path(ck.__file__).resolve().parents[1]
 
 
 def _mlp(seed=0, **config):
@@ -220,20 +227,173 @@ def test_really_read_only_folder(tmp_path):
         folder.chmod(0o755)
 
 
-def test_never_unpickles(tmp_path):
-    """A pickle disguised as weights (with a matching hash) is rejected and its code never runs."""
-    import builtins
-    import pickle
+# --- faults injected: malicious files, killed saves, edited JSON --------------------------------
 
-    class Payload:
-        def __reduce__(self):
-            return (exec, ("import builtins; builtins.PTM_PWNED = True",))
+class CreatesAFile:
+    """A pickle payload: unpickling it calls open(path, "w"), creating the file."""
 
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize("writer", ["pickle", "torch.save"])
+def test_a_malicious_pickle_is_refused_and_its_code_never_runs(tmp_path, writer):
+    evidence = tmp_path / "pwned.txt"
+    payload = CreatesAFile(evidence)
     w, c = save_checkpoint(ptm.MLP(), tmp_path / "mlp")
-    w.write_bytes(pickle.dumps(Payload()))
+    if writer == "pickle":
+        w.write_bytes(pickle.dumps(payload))
+    else:
+        torch.save({"net.0.weight": payload}, w)          # the zip format torch.load reads
+    assert pickle.loads(pickle.dumps(payload)) and evidence.exists()   # the payload works ...
+    evidence.unlink()
     record = json.loads(c.read_text())
-    record["weights_sha256"] = ck.sha256_file(w)
-    c.write_text(json.dumps(record))
+    c.write_text(json.dumps({**record, "weights_sha256": ck.sha256_file(w)}))   # even with a matching hash
     with pytest.raises(ValueError, match="is not a readable safetensors file"):
         load_checkpoint(tmp_path / "mlp")
-    assert not hasattr(builtins, "PTM_PWNED")
+    with pytest.raises(ValueError, match="is not a readable safetensors file"):
+        ck.load_state(w)                                   # training states are read the same way
+    assert not evidence.exists()                           # ... but never ran
+
+
+def test_nothing_in_ptm_lib_can_unpickle_a_file():
+    """A static check of the library's source: no torch.load without weights_only=True, no pickle/
+    joblib/dill loads, no np.load(allow_pickle=True)."""
+    problems = []
+    for path in sorted((ROOT / "ptm_lib").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = ast.unparse(node.func)
+            kwargs = {k.arg: ast.unparse(k.value) for k in node.keywords}
+            if (name.endswith(("pickle.load", "pickle.loads", "joblib.load", "dill.load", "Unpickler"))
+                    or (name.endswith("torch.load") and kwargs.get("weights_only") != "True")
+                    or (name.endswith("np.load") and kwargs.get("allow_pickle") == "True")):
+                problems.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    assert not problems, problems
+
+
+def _tiny_lm(vocab_size):
+    torch.manual_seed(0)
+    return ptm.nets.transformer.TransformerLM(ptm.nets.transformer.TransformerConfig(
+        vocab_size=vocab_size, d_model=8, n_layers=1, n_heads=2, max_len=8))
+
+
+def test_another_vocabulary_size_is_refused_clearly(tmp_path):
+    save_checkpoint(_tiny_lm(40), tmp_path / "lm")
+    with pytest.raises(CheckpointMismatchError, match="vocab_size: checkpoint=40 model=50"):
+        load_checkpoint(tmp_path / "lm", _tiny_lm(50))
+    assert load_checkpoint(tmp_path / "lm").config.vocab_size == 40
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"hidden": 10**9}, r"do not fit its JSON config \(net.0.bias: stored \(64,\), config implies \(1000000000,\)"),
+    ({"depth": 0}, r"do not fit its JSON config \(.*net.3.bias: stored \(10,\), config implies no such tensor"),
+    ({"depth": 3}, r"net.3.weight: stored \(10, 64\), config implies \(64, 64\)"),
+    ({"n_classes": 10**6, "hidden": 10**6}, "do not fit its JSON config"),
+    ({"hidden": "64"}, r"cannot be loaded by this version of ptm_lib: MLPConfig.hidden must be an integer >= 1, got '64'"),
+    ({"depth": -10**12}, r"MLPConfig.depth must be an integer >= 0, got -1000000000000"),
+])
+def test_an_edited_config_is_refused_before_any_memory_is_allocated(tmp_path, monkeypatch, edit, message):
+    """The JSON's hash covers the weights, not the config: an edited config still matches it.
+    Its shapes are checked on the meta device, so a huge config never allocates."""
+    _, c = save_checkpoint(ptm.MLP(), tmp_path / "mlp")
+    record = json.loads(c.read_text())
+    c.write_text(json.dumps({**record, "config": {**record["config"], **edit}}))
+    devices, real_build = [], ck.build
+
+    def spy(*args):
+        devices.append(torch.get_default_device().type)
+        return real_build(*args)
+
+    monkeypatch.setattr(ck, "build", spy)
+    with pytest.raises(CheckpointMismatchError, match=message or "do not fit its JSON config"):
+        load_checkpoint(tmp_path / "mlp")
+    assert set(devices) <= {"meta"}, "a model was built in real memory from an unchecked config"
+
+
+def _die_in_a_child(action) -> None:
+    """Run `action` in a forked child process that is expected to kill itself with SIGKILL."""
+    pid = os.fork()
+    if pid == 0:                         # the child: no clean-up of any kind runs after the kill
+        try:
+            action()
+        finally:
+            os._exit(3)                  # reached only if the kill did not happen
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"the child was not killed ({status})"
+
+
+def _kill_self():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _half_written_weights(model, filename, metadata=None):
+    save_model(model, filename, metadata=metadata)
+    with open(filename, "r+b") as f:
+        f.truncate(os.path.getsize(filename) // 2)
+    _kill_self()
+
+
+def _killed_at_fsync(n):
+    calls, real = [], os.fsync
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) == n:
+            _kill_self()
+        real(fd)
+    return fsync
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("where", ["writing the weights", "flushing the weights", "flushing the JSON"])
+def test_a_process_killed_in_the_middle_of_a_save_keeps_the_previous_checkpoint(tmp_path, where):
+    old = _mlp(seed=1)
+    save_checkpoint(old, tmp_path / "mlp")
+
+    def save_and_die():
+        if where == "writing the weights":
+            ck.save_model = _half_written_weights
+        else:
+            os.fsync = _killed_at_fsync(1 if where == "flushing the weights" else 2)
+        save_checkpoint(_mlp(seed=2), tmp_path / "mlp")
+
+    _die_in_a_child(save_and_die)
+    assert _same_weights(load_checkpoint(tmp_path / "mlp"), old)
+    leftovers = sorted(set(os.listdir(tmp_path)) - {"mlp.json", "mlp.safetensors"})
+    assert all(name.endswith(".tmp") for name in leftovers), leftovers   # only temporary files, never loaded
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_kill_between_the_two_renames_is_reported_never_loaded_silently(tmp_path):
+    """The one window where weights and JSON disagree (two renames in a row): loading says so."""
+    save_checkpoint(_mlp(seed=1), tmp_path / "mlp")
+    real_replace = os.replace
+
+    def save_and_die():
+        def replace_then_die(src, dst):
+            real_replace(src, dst)
+            _kill_self()
+        os.replace = replace_then_die
+        save_checkpoint(_mlp(seed=2, hidden=32), tmp_path / "mlp")
+
+    _die_in_a_child(save_and_die)
+    with pytest.raises(ValueError, match="does not match its JSON config"):
+        load_checkpoint(tmp_path / "mlp")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_process_killed_while_saving_a_training_state_keeps_the_previous_one(tmp_path):
+    ck.save_state({"step": 1, "w": torch.ones(3)}, tmp_path / "run")
+
+    def save_and_die():
+        os.fsync = _killed_at_fsync(1)
+        ck.save_state({"step": 2, "w": torch.zeros(3)}, tmp_path / "run")
+
+    _die_in_a_child(save_and_die)
+    state = ck.load_state(tmp_path / "run")
+    assert state["step"] == 1 and torch.equal(state["w"], torch.ones(3))

@@ -8,7 +8,26 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["trim_padding", "masked_mean", "as_bool_mask", "count_params"]
+__all__ = ["check_ids", "trim_padding", "masked_mean", "as_bool_mask", "count_params"]
+
+
+def check_ids(ids, vocab_size: int, attention_mask=None, max_len: int | None = None) -> torch.Tensor | None:
+    """Clear errors for bad model input, before any compute: ids must be a non-empty (batch, time)
+    int64 tensor of ids in [0, vocab_size) (T <= max_len), the mask None or like ids (see
+    `as_bool_mask`). Returns the mask as bool (or None)."""
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.dtype != torch.long:
+        raise ValueError(f"ids must be a (batch, time) int64 tensor, got "
+                         f"{getattr(ids, 'dtype', type(ids).__name__)} of shape {tuple(getattr(ids, 'shape', ()))}")
+    B, T = ids.shape
+    if B == 0 or T == 0:
+        raise ValueError(f"empty batch: ids has shape {(B, T)}; give at least one token of one sentence")
+    if max_len is not None and T > max_len:
+        raise ValueError(f"sequence length {T} > max_len {max_len}; truncate (encode_batch(max_len=...)) "
+                         "or build the model with a larger max_len")
+    if ids.device.type == "cpu" and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+        raise ValueError(f"token ids must be in [0, {vocab_size}), found [{int(ids.min())}, {int(ids.max())}]: "
+                         "was the text encoded with this model's tokenizer?")
+    return as_bool_mask(attention_mask, (B, T))
 
 
 def trim_padding(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -24,6 +43,8 @@ def as_bool_mask(mask: torch.Tensor | None, shape: tuple[int, ...] | None = None
     shape -- is refused with a ValueError, because using it as is would silently change the model."""
     if mask is None:
         return None
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"attention_mask must be a tensor (or None), got {type(mask).__name__}")
     if shape is not None and tuple(mask.shape) != tuple(shape):
         raise ValueError(f"attention_mask has shape {tuple(mask.shape)}, expected {tuple(shape)} (like ids)")
     if mask.dtype == torch.bool:

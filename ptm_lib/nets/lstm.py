@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .common import masked_mean, trim_padding
-from .registry import register
+from .common import check_ids, masked_mean, trim_padding
+from .registry import check_sizes, register
 
 __all__ = ["LSTMConfig", "LSTMEncoder", "LSTMDecoder", "SequenceAutoencoder", "LSTMClassifier", "shift_right",
            "autoencoder_loss", "language_model_loss"]
@@ -53,9 +53,11 @@ class LSTMConfig:
     def __post_init__(self):
         if self.pooling not in ("final", "mean", "max"):
             raise ValueError(f"pooling must be 'final', 'mean' or 'max', got {self.pooling!r}")
-        for name in ("vocab_size", "emb_dim", "hidden_dim", "n_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_sizes(self, {"vocab_size": 1, "emb_dim": 1, "hidden_dim": 1, "n_layers": 1, "n_classes": 0},
+                    ("dropout",))
+        for name in ("pad_id", "bos_id"):
+            if not 0 <= getattr(self, name) < self.vocab_size:
+                raise ValueError(f"{name}={getattr(self, name)} is outside the vocabulary [0, {self.vocab_size})")
 
 
 def _lengths(ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -81,8 +83,7 @@ class LSTMEncoder(nn.Module):
                             dropout=c.dropout if c.n_layers > 1 else 0.0)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None):
-        if ids.dim() != 2:
-            raise ValueError(f"ids must be (batch, time), got shape {tuple(ids.shape)}")
+        mask = check_ids(ids, self.embedding.num_embeddings, mask)
         x = self.embedding(ids)                                         # (B, T, E)
         packed = pack_padded_sequence(x, _lengths(ids, mask), batch_first=True, enforce_sorted=False)
         out, (h, c) = self.lstm(packed)
@@ -110,6 +111,7 @@ class LSTMDecoder(nn.Module):
     def forward(self, ids_in: torch.Tensor, state, mask: torch.Tensor | None = None):
         if not isinstance(state, tuple) or len(state) != 2:
             raise TypeError("the decoder state must be the tuple (h, c) returned by the encoder")
+        mask = check_ids(ids_in, self.embedding.num_embeddings, mask)
         x = self.embedding(ids_in)
         packed = pack_padded_sequence(x, _lengths(ids_in, mask), batch_first=True, enforce_sorted=False)
         out, state = self.lstm(packed, state)
@@ -189,6 +191,7 @@ class LSTMClassifier(nn.Module):
         self.encoder.load_state_dict(model.encoder.state_dict())
 
     def features(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        mask = check_ids(ids, self.config.vocab_size, mask)
         out, (h, _) = self.encoder(ids, mask)
         if self.config.pooling == "final":
             return h[-1]                                                # (B, H)
@@ -207,7 +210,7 @@ def autoencoder_loss(model: SequenceAutoencoder, batch) -> torch.Tensor:
 
     batch: (ids (B, T), mask (B, T)[, anything]) -- labels, if present, are NOT used.
     """
-    ids, mask = trim_padding(batch[0], batch[1])
+    ids, mask = _text_batch(model, batch)
     logits = model(ids, mask)                                           # (B, T, V)
     targets = ids.masked_fill(~mask, -100)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
@@ -215,7 +218,15 @@ def autoencoder_loss(model: SequenceAutoencoder, batch) -> torch.Tensor:
 
 def language_model_loss(model: SequenceAutoencoder, batch) -> torch.Tensor:
     """Mean cross-entropy of predicting token t+1 from tokens <= t (LM-LSTM); padding ignored."""
-    ids, mask = trim_padding(batch[0], batch[1])
+    ids, mask = _text_batch(model, batch)
     logits = model.next_token_logits(ids, mask)[:, :-1]                 # (B, T-1, V)
     targets = ids[:, 1:].masked_fill(~mask[:, 1:], -100)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+
+
+def _text_batch(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, mask) of a batch (ids, mask[, ...]), checked, without the columns that are all padding."""
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        raise TypeError(f"a batch must be (ids, mask[, labels]), got {type(batch).__name__}")
+    ids, mask = batch[0], check_ids(batch[0], model.config.vocab_size, batch[1])
+    return trim_padding(ids, mask if mask is not None else torch.ones_like(ids, dtype=torch.bool))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .registry import register
+from .registry import check_sizes, register
 
 
 @dataclass
@@ -16,6 +16,9 @@ class MLPConfig:
     depth: int = 1        # number of hidden layers (0 = logistic regression)
     n_classes: int = 10
     dropout: float = 0.0
+
+    def __post_init__(self):
+        check_sizes(self, {"in_dim": 1, "hidden": 1, "depth": 0, "n_classes": 1}, ("dropout",))
 
 
 @register
@@ -37,7 +40,11 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 2 or x.shape[1] != self.config.in_dim:
-            raise ValueError(f"MLP expects input of shape (batch, {self.config.in_dim}), got {tuple(x.shape)}; "
-                             "flatten images first, e.g. x.reshape(len(x), -1)")
+        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.config.in_dim:
+            raise ValueError(f"MLP expects input of shape (batch, {self.config.in_dim}), got "
+                             f"{tuple(getattr(x, 'shape', ()))}; flatten images first, e.g. x.reshape(len(x), -1)")
+        dtype = self.net[0].weight.dtype
+        if x.dtype != dtype:
+            raise TypeError(f"MLP expects floating-point input of its weights' dtype {dtype}, got {x.dtype}; "
+                            f"convert it with x.to({dtype})")
         return self.net(x)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import numbers
 
 from torch import nn
 
@@ -68,6 +69,20 @@ def config_from_dict(config_class: type, d: dict):
     if problems:
         raise ValueError(f"{name}: {'; '.join(problems)} (its fields are {list(known)})")
     return config_class(**d)
+
+
+def check_sizes(config, minimum: dict[str, int], probabilities: tuple[str, ...] = ()) -> None:
+    """A clear ValueError unless each `minimum` field of `config` is an int >= its minimum and each
+    of `probabilities` is in [0, 1) (a dropout rate): what model configs call in __post_init__."""
+    name = type(config).__name__
+    for field, low in minimum.items():
+        value = getattr(config, field)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise ValueError(f"{name}.{field} must be an integer >= {low}, got {value!r}")
+    for field in probabilities:
+        value = getattr(config, field)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+            raise ValueError(f"{name}.{field} must be a probability in [0, 1), got {value!r}")
 
 
 def config_dict(model: nn.Module) -> dict:

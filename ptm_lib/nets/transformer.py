@@ -31,8 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .common import as_bool_mask, count_params, masked_mean, trim_padding
-from .registry import register
+from .common import as_bool_mask, check_ids, count_params, masked_mean, trim_padding
+from .registry import check_sizes, register
 
 __all__ = [
     "TransformerConfig",
@@ -76,10 +76,11 @@ class TransformerConfig:
     n_dec_layers: int | None = None
 
     def __post_init__(self):
+        check_sizes(self, {"vocab_size": 1, "max_len": 1, "d_model": 1, "n_layers": 0, "n_heads": 1,
+                           "n_classes": 0}, ("dropout",))
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-        if self.vocab_size < 1:
-            raise ValueError(f"vocab_size must be >= 1, got {self.vocab_size}")
+        check_sizes(self, {"d_ff": 1, **({"n_dec_layers": 0} if self.n_dec_layers is not None else {})})
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.n_layers < 0 or self.max_len < 1:
@@ -221,19 +222,7 @@ class _Body(nn.Module):
 
     def check_inputs(self, ids: torch.Tensor, attention_mask=None):
         """Clear errors for bad input (before any compute); returns the mask as bool or None."""
-        if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.dtype != torch.long:
-            raise ValueError(f"ids must be a (batch, time) int64 tensor, got "
-                             f"{getattr(ids, 'dtype', type(ids).__name__)} of shape {tuple(getattr(ids, 'shape', ()))}")
-        B, T = ids.shape
-        if B == 0 or T == 0:
-            raise ValueError(f"empty batch: ids has shape {(B, T)}; give at least one token of one sentence")
-        if T > self.max_len:
-            raise ValueError(f"sequence length {T} > max_len {self.max_len}; truncate (encode_batch(max_len=...)) "
-                             "or build the model with a larger max_len")
-        if ids.device.type == "cpu" and (int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size):
-            raise ValueError(f"token ids must be in [0, {self.vocab_size}), found [{int(ids.min())}, {int(ids.max())}]: "
-                             "was the text encoded with this model's tokenizer?")
-        return as_bool_mask(attention_mask, (B, T))
+        return check_ids(ids, self.vocab_size, attention_mask, self.max_len)
 
     def stages(self, ids, attention_mask=None, memory=None, memory_mask=None):
         """Yield (name, tensor) for every stage: token and position embeddings, each block's
@@ -447,7 +436,10 @@ class EncoderDecoder(nn.Module):
 
     def decoder_states(self, tgt_in, memory, src_mask=None, tgt_mask=None):
         """(B, T), memory (B, S, D) -> decoder states (B, T, D)"""
-        return self.decoder(tgt_in, tgt_mask, memory, as_bool_mask(src_mask))
+        if not isinstance(memory, torch.Tensor) or memory.dim() != 3 or len(memory) != len(tgt_in):
+            raise ValueError(f"memory must be the encoder's output (B={len(tgt_in)}, S, D), got shape "
+                             f"{tuple(getattr(memory, 'shape', ()))}")
+        return self.decoder(tgt_in, tgt_mask, memory, as_bool_mask(src_mask, memory.shape[:2]))
 
     def decode(self, tgt_in, memory, src_mask=None, tgt_mask=None):
         """(B, T), memory (B, S, D) -> logits (B, T, V)"""

@@ -27,9 +27,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..evaluate import accuracy
-from ..nets.common import masked_mean, trim_padding
+from ..nets.common import check_ids, masked_mean, trim_padding
 from ..nets.transformer import TransformerClassifier, TransformerLM
-from ..train import fit, warmup_schedule
+from ..data import check_labels
+from ..train import check_positive, fit, warmup_schedule
 from .tasks import LabelledTask, budget_indices
 from .tokenizer import WordTokenizer
 
@@ -79,6 +80,10 @@ def encode_task(task: LabelledTask, tokenizer: WordTokenizer, max_len: int) -> E
 def mean_features(lm: TransformerLM, ids: torch.Tensor, mask: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
     """Frozen encoder features: hidden states averaged over real tokens, (N, T) -> (N, D) array.
     Runs in eval mode and restores the encoder's previous mode."""
+    if isinstance(ids, torch.Tensor) and ids.dim() == 2 and len(ids) == 0:
+        return np.zeros((0, lm.config.d_model), np.float32)            # an empty split (no unseen words)
+    mask = check_ids(ids, lm.config.vocab_size, mask)
+    mask = mask if mask is not None else torch.ones_like(ids, dtype=torch.bool)
     was_training = lm.training
     lm.eval()
     device = next(lm.parameters()).device
@@ -122,11 +127,12 @@ def make_classifier(strategy: str, lm: TransformerLM, n_classes: int) -> Transfo
 def text_classification_loss(model, batch, label_smoothing: float = 0.0) -> torch.Tensor:
     """Cross-entropy of model(ids, mask) (B, C) against labels (B,); a clear error for bad labels.
     `label_smoothing` = epsilon spreads that much target mass uniformly over the C classes."""
+    if not isinstance(batch, (tuple, list)) or len(batch) != 3:
+        raise TypeError(f"a batch must be (ids, mask, labels), got {type(batch).__name__}")
     ids, mask, y = batch
     logits = model(ids, mask)
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= logits.shape[-1]):
-        raise ValueError(f"labels must be in [0, {logits.shape[-1] - 1}], found [{int(y.min())}, {int(y.max())}]")
-    return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    check_labels(y, logits.shape[-1], n=len(logits))
+    return F.cross_entropy(logits, y.long(), label_smoothing=label_smoothing)
 
 
 def train_classifier(model: TransformerClassifier, split, *, steps: int, lr: float, head_lr: float | None = None,
@@ -138,6 +144,11 @@ def train_classifier(model: TransformerClassifier, split, *, steps: int, lr: flo
     ids, mask, y = split
     if len(y) == 0:
         raise ValueError("no labelled examples to train on")
+    check_positive(steps=steps, lr=lr, head_lr=head_lr, batch_size=batch_size)
+    if warmup < 0:
+        raise ValueError(f"warmup must be >= 0 steps, got {warmup}")
+    if not len(ids) == len(mask) == len(y):
+        raise ValueError(f"ids, mask and labels differ in length: {len(ids)}, {len(mask)}, {len(y)}")
     loader = DataLoader(TensorDataset(ids, mask, y), batch_size=min(batch_size, len(y)), shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     body = [p for p in model.body.parameters() if p.requires_grad]
@@ -178,10 +189,10 @@ def run_strategy(strategy: str, lm: TransformerLM, data: EncodedTask, per_class:
     `grid` overrides the recipe's grid; `steps` its number of steps (smoke runs use a handful).
     Other keyword arguments go to `fit` (live=True, out=widget, title=...).
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    _check_strategy(strategy)
     idx = budget_indices(data.train[2].numpy(), per_class, seed)
     grid = tuple(grid or RECIPES[strategy]["grid"])
+    check_positive(**{f"grid[{i}] ({'C' if 'probe' in strategy else 'lr'})": v for i, v in enumerate(grid)}, steps=steps)
     t0 = time.perf_counter()
     best = None
     if strategy in ("probe", "random_probe"):
@@ -211,6 +222,11 @@ def run_strategy(strategy: str, lm: TransformerLM, data: EncodedTask, per_class:
             "seconds": time.perf_counter() - t0}
 
 
+def _check_strategy(strategy) -> None:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+
+
 def _run_quietly(args, kwargs):
     torch.set_num_threads(1)           # many small models: one thread per worker process is fastest
     return run_strategy(*args, **kwargs)
@@ -229,6 +245,11 @@ def run_many(jobs, lm: TransformerLM, data: EncodedTask, *, features: dict | Non
     from tqdm.auto import tqdm
 
     jobs = list(jobs)
+    for job in jobs:     # bad jobs fail here, with a clear message, not inside a worker process
+        if not (isinstance(job, (tuple, list)) and len(job) == 3):
+            raise ValueError(f"each job is (strategy, per_class, seed), got {job!r}")
+        _check_strategy(job[0])
+        budget_indices(data.train[2].numpy(), job[1], job[2])
     features = features or {}
     device = torch.device(kwargs.get("device", "cpu"))
     n_jobs = n_jobs or os.cpu_count() or 1

@@ -25,6 +25,8 @@ import random
 import torch
 import torch.nn.functional as F
 
+from ..nets.common import check_ids
+
 __all__ = [
     "IGNORE_INDEX",
     "mask_tokens",
@@ -53,6 +55,8 @@ def _vocab_info(vocab, mask_id, special_ids):
         raise ValueError(f"vocabulary too small: {V}")
     if not 0 <= mask_id < V:
         raise ValueError(f"mask_id {mask_id} outside vocabulary of size {V}")
+    if any(not 0 <= i < V for i in special_ids):
+        raise ValueError(f"special_ids {special_ids} must be ids in [0, {V})")
     return V, mask_id, special_ids
 
 
@@ -76,8 +80,9 @@ def mask_tokens(ids: torch.Tensor, vocab, p: float = 0.15, *,
         raise ValueError(f"p must be in [0, 1], got {p}")
     if mask_frac < 0 or random_frac < 0 or mask_frac + random_frac > 1:
         raise ValueError("need mask_frac, random_frac >= 0 and mask_frac + random_frac <= 1")
-    if ids.dtype != torch.long or ids.ndim != 2:
-        raise ValueError(f"ids must be a 2-D LongTensor, got {ids.dtype} with shape {tuple(ids.shape)}")
+    if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long or ids.ndim != 2:
+        raise ValueError(f"ids must be a 2-D LongTensor, got {getattr(ids, 'dtype', type(ids).__name__)} with shape "
+                         f"{tuple(getattr(ids, 'shape', ()))}")
     V, mask_id, special_ids = _vocab_info(vocab, mask_id, special_ids)
     dev = ids.device
     special = torch.zeros(V, dtype=torch.bool, device=dev)
@@ -109,6 +114,7 @@ def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """
     if logits.shape[:-1] != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} disagree")
+    _check_labels(labels, logits.shape[-1])
     sel = labels != IGNORE_INDEX
     if not bool(sel.any()):
         return logits.sum() * 0.0
@@ -119,6 +125,10 @@ def masked_lm_loss(model, inputs: torch.Tensor, labels: torch.Tensor,
                    attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """`mlm_loss` of an encoder with an LM head (a `TransformerLM`) on a masked batch, applying the
     head only at the masked positions: inputs/labels/attention_mask (B, T) from `mask_tokens`."""
+    if not isinstance(labels, torch.Tensor) or labels.shape != getattr(inputs, "shape", None):
+        raise ValueError(f"labels {tuple(getattr(labels, 'shape', ()))} must have the shape of inputs "
+                         f"{tuple(getattr(inputs, 'shape', ()))} (both from mask_tokens)")
+    _check_labels(labels, model.config.vocab_size)
     selected = labels != IGNORE_INDEX
     hidden = model.encode(inputs, attention_mask)[selected]          # (N_masked, D)
     return mlm_loss(model.lm_head(hidden), labels[selected])
@@ -130,6 +140,7 @@ def clm_loss(logits: torch.Tensor, ids: torch.Tensor,
 
     logits (B, T, V) from a *causal* model, ids (B, T); pad targets are ignored.
     """
+    attention_mask = check_ids(ids, logits.shape[-1], attention_mask)   # targets within the logits' vocabulary
     if logits.shape[:-1] != ids.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and ids {tuple(ids.shape)} disagree")
     target = ids[:, 1:].clone()
@@ -156,8 +167,11 @@ def span_corrupt(ids: torch.Tensor, attention_mask: torch.Tensor, vocab, p: floa
     """
     if not 0.0 <= p < 1.0:
         raise ValueError(f"p must be in [0, 1), got {p}")
-    if mean_span < 1:
-        raise ValueError("mean_span must be >= 1")
+    if not 1 <= mean_span < float("inf"):
+        raise ValueError(f"mean_span must be a number >= 1, got {mean_span}")
+    attention_mask = check_ids(ids, len(vocab), attention_mask)
+    if attention_mask is None:
+        attention_mask = torch.ones_like(ids, dtype=torch.bool)
     bos_id = vocab.cls_id if bos_id is None else bos_id
     eos_id = vocab.sep_id if eos_id is None else eos_id
     pad_id = vocab.pad_id if pad_id is None else pad_id
@@ -206,6 +220,23 @@ def span_corrupt(ids: torch.Tensor, attention_mask: torch.Tensor, vocab, p: floa
 
 def denoising_loss(model, batch: dict) -> torch.Tensor:
     """Seq2seq cross-entropy of an :class:`EncoderDecoder` on a ``span_corrupt`` batch."""
+    keys = ("src", "src_mask", "tgt_in", "tgt_mask", "tgt_out")
+    if not isinstance(batch, dict) or any(k not in batch for k in keys):
+        raise TypeError(f"a denoising batch is a dict with {keys} (what span_corrupt returns)")
+    if batch["tgt_out"].shape != batch["tgt_in"].shape:
+        raise ValueError(f"tgt_out {tuple(batch['tgt_out'].shape)} must have the shape of tgt_in "
+                         f"{tuple(batch['tgt_in'].shape)}")
+    _check_labels(batch["tgt_out"], model.config.vocab_size)
     logits = model(batch["src"], batch["tgt_in"], batch["src_mask"], batch["tgt_mask"])
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch["tgt_out"].reshape(-1),
                            ignore_index=IGNORE_INDEX)
+
+
+def _check_labels(labels: torch.Tensor, vocab_size: int) -> None:
+    """Targets are int64 ids in [0, vocab_size), or IGNORE_INDEX where there is no loss."""
+    if labels.dtype != torch.long:
+        raise ValueError(f"labels must be an int64 tensor of token ids (or {IGNORE_INDEX}), got {labels.dtype}")
+    bad = (labels != IGNORE_INDEX) & ((labels < 0) | (labels >= vocab_size))
+    if bool(bad.any()):
+        raise ValueError(f"labels must be token ids in [0, {vocab_size}) or {IGNORE_INDEX} (no loss), "
+                         f"found {labels[bad][0].item()}")

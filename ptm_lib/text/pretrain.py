@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ..nets.common import trim_padding
 from ..nets.transformer import EncoderDecoder, TransformerConfig, TransformerLM
-from ..train import History, fit, warmup_schedule
+from ..train import History, check_positive, fit, warmup_schedule
 from .diagnostics import mlm_diagnostics
 from .language import LanguageConfig, SyntheticLanguage
 from .objectives import clm_loss, denoising_loss, mask_tokens, masked_lm_loss, span_corrupt
@@ -59,6 +59,8 @@ def objective_loss(objective: str, tokenizer: WordTokenizer, mask_p: float = 0.1
     """
     if objective not in ("mlm", "clm", "denoise"):
         raise ValueError(f"objective must be 'mlm', 'clm' or 'denoise', got {objective!r}")
+    if not 0.0 <= mask_p <= 1.0:
+        raise ValueError(f"mask_p must be in [0, 1] (the share of tokens to mask or corrupt), got {mask_p}")
 
     def loss_fn(model, batch):
         ids, mask = trim_padding(*batch)
@@ -86,16 +88,22 @@ def pretrain(model, ids: torch.Tensor, mask: torch.Tensor, tokenizer: WordTokeni
 
     AdamW (betas 0.9/0.98, weight decay 0.01), linear warm-up then cosine decay to 10 %
     (`ptm_lib.train.warmup_schedule`), gradient clipping at 1.0. Extra keyword arguments go to `fit`
-    (live=, progress=, out=, title=, device=).
+    (live=, progress=, out=, title=, device=; checkpoint=, checkpoint_every=, resume=: the masking
+    generator's state is checkpointed too, so a resumed pretraining masks the same tokens).
     """
-    generator = torch.Generator().manual_seed(seed)
+    check_positive(steps=steps, lr=lr, batch_size=batch_size)
+    if warmup < 0:
+        raise ValueError(f"warmup must be >= 0 steps, got {warmup}")
+    if batch_size > len(ids):
+        raise ValueError(f"batch_size {batch_size} > the {len(ids)} sentences of the corpus (every batch is full)")
+    generator = torch.Generator().manual_seed(seed)   # the masking: its state is checkpointed with the run
+    loss_fn = objective_loss(objective, tokenizer, mask_p, generator)
     loader = DataLoader(TensorDataset(ids, mask), batch_size=batch_size, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
     scheduler = warmup_schedule(optimizer, warmup=min(warmup, steps), total=steps)
-    return fit(model, objective_loss(objective, tokenizer, mask_p, generator), loader, steps=steps,
-               optimizer=optimizer, scheduler=scheduler, grad_clip=1.0, eval_fn=eval_fn,
-               eval_every=eval_every, **fit_kwargs)
+    return fit(model, loss_fn, loader, steps=steps, optimizer=optimizer, scheduler=scheduler, grad_clip=1.0,
+               eval_fn=eval_fn, eval_every=eval_every, generators=(generator,), **fit_kwargs)
 
 
 def build_model(objective: str, vocab_size: int, **model_kwargs):

@@ -22,11 +22,15 @@ import torch.nn.functional as F
 
 def image_side(X: torch.Tensor) -> int:
     """Side length of the square images in X (N, side*side); a clear error otherwise."""
-    if X.dim() != 2:
-        raise ValueError(f"expected flattened images of shape (N, side*side), got shape {tuple(X.shape)}")
+    if not isinstance(X, torch.Tensor) or X.dim() != 2:
+        raise ValueError(f"expected flattened images of shape (N, side*side), got shape {tuple(getattr(X, 'shape', ()))}")
     side = math.isqrt(X.shape[1])
-    if side * side != X.shape[1]:
+    if side * side != X.shape[1] or side == 0:
         raise ValueError(f"{X.shape[1]} pixels per image is not a square number; expected side*side")
+    if not X.is_floating_point():
+        raise TypeError(f"expected floating-point pixels in [0, 1], got dtype {X.dtype}; convert with X.float()")
+    if not bool(torch.isfinite(X).all()):
+        raise ValueError("the images hold NaN or inf pixels; expected pixels in [0, 1]")
     return side
 
 
@@ -38,6 +42,8 @@ def _as_images(X: torch.Tensor) -> tuple[torch.Tensor, int]:
 def translate(X: torch.Tensor, dx: int = 0, dy: int = 0) -> torch.Tensor:
     """Move every image `dx` pixels right and `dy` pixels down (negative: left/up), filling with 0."""
     imgs, side = _as_images(X)
+    if not all(isinstance(d, int) and not isinstance(d, bool) for d in (dx, dy)):
+        raise TypeError(f"dx and dy are whole pixels (int), got {dx!r} and {dy!r}")
     if abs(dx) >= side or abs(dy) >= side:
         return torch.zeros_like(X)
     out = torch.zeros_like(imgs)
@@ -50,6 +56,10 @@ def translate(X: torch.Tensor, dx: int = 0, dy: int = 0) -> torch.Tensor:
 def rotate(X: torch.Tensor, degrees: float) -> torch.Tensor:
     """Rotate every image by `degrees` (anticlockwise as displayed) about its centre, bilinear, zeros outside."""
     imgs, _ = _as_images(X)
+    if not math.isfinite(degrees):
+        raise ValueError(f"degrees must be a finite angle, got {degrees}")
+    if len(X) == 0:
+        return X.clone()
     a = math.radians(degrees)
     # grid_sample maps output coordinates to input coordinates: use the inverse rotation.
     # (x to the right, y down in image coordinates, so anticlockwise on screen is this matrix.)
@@ -62,7 +72,8 @@ def rotate(X: torch.Tensor, degrees: float) -> torch.Tensor:
 
 def gaussian_noise(X: torch.Tensor, std: float, seed: int = 0) -> torch.Tensor:
     """Add N(0, std^2) noise to every pixel (reproducible from `seed`) and clip to [0, 1]."""
-    if std < 0:
+    image_side(X)
+    if not (std >= 0 and math.isfinite(std)):
         raise ValueError(f"std must be >= 0, got {std}")
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn(X.shape, generator=g, dtype=torch.float32) * std
@@ -121,7 +132,11 @@ def random_affine(X: torch.Tensor, degrees: float = 15.0, pixels: float = 1.0, n
     move by U(-pixels, pixels) in x and y (sub-pixel, bilinear), then add N(0, noise^2) noise;
     clipped to [0, 1]. Pass a seeded `generator` for reproducible draws."""
     imgs, side = _as_images(X)
+    if not all(math.isfinite(v) and v >= 0 for v in (degrees, pixels, noise)):
+        raise ValueError(f"degrees, pixels and noise must be finite and >= 0, got {degrees}, {pixels}, {noise}")
     n = len(imgs)
+    if n == 0:
+        return X.clone()
     a = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(degrees)
     t = (torch.rand(n, 2, generator=generator) * 2 - 1) * pixels * 2 / side  # pixels -> [-1, 1] coordinates
     cos, sin = torch.cos(a), torch.sin(a)
