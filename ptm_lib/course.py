@@ -1,18 +1,24 @@
 """Run the course headless, and keep the committed notebooks' outputs honest.
 
-    python -m ptm_lib.course run [--smoke] [--seed N] [NOTEBOOK ...]
+    python -m ptm_lib.course run [--smoke] [--seed N] [--allow-network] [NOTEBOOK ...]
         Execute notebooks with papermill, each in a fresh `python3` kernel whose working
         directory is the notebook's folder. Executed copies (with their widget state) go to
         build/notebooks/, each lesson's results to build/results/<stem>.json, and a status table
         to build/results/summary.json. In full mode a notebook also fails when its results file
         is missing, lacks a claim registered in notebooks/claims.toml, or has a claim that does
         not hold. Exit status 1 if any notebook failed.
+        `run` writes only under build/ (never into notebooks/: a learner's edits are safe), and its
+        kernels are offline: every network connection but loopback is refused (`ptm_lib.offline`,
+        installed as the kernel's sitecustomize), so a notebook that needs the internet fails
+        loudly. --allow-network lifts that.
 
     python -m ptm_lib.course execute [NOTEBOOK ...]
         Re-run notebooks in full (default) mode and write the outputs back into notebooks/
         (`make execute`), stamped with hashes of what produced them: the code cells, every
         ptm_lib/**/*.py, every file under data/, the notebook's section of notebooks/claims.toml,
-        the torch version, and the outputs themselves.
+        the torch version, and the outputs themselves. This is the one command that writes into
+        notebooks/, on purpose; it saves nothing if the notebook file changed while it ran (edited
+        and saved in JupyterLab meanwhile), so those edits are kept. Offline too.
 
     python -m ptm_lib.course check [NOTEBOOK ...]
         List notebooks whose committed outputs are stale, and why (`stale_reasons`).
@@ -20,10 +26,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -44,7 +52,10 @@ CHAPTERS = [  # (essay section, notebook stem, what the lesson does)
     ("§3 Algorithm", "03_pipeline", "pretrain a mini-BERT, fine-tune it, and measure label efficiency"),
     ("§4 Maths", "04_maths", "cross-entropy, softmax gradients, perplexity; the essay's formulas corrected"),
     ("§5 Project practice", "05_essay_code_fixed", "the essay's code run as printed, then fixed and pretrained"),
-    ("§6 Applications", "06_applications", "BERT-, ResNet- and wav2vec-style pretraining"),
+    ("§6 Applications: text", "06a_text", "a real pre-trained BERT (MiniLM) on real English: probes, search, fine-tuning"),
+    ("§6 Applications: vision", "06b_vision", "ResNet-style pretraining and transfer on images"),
+    ("§6 Applications: speech", "06c_speech", "wav2vec-style pretraining on real spoken words"),
+    ("§6 Applications: other fields", "06d_other_domains", "pretraining on sequences from biology and finance"),
     ("§7 Tools", "07_tools", "the tools and papers the essay cites, with the citations corrected"),
     ("§8 Trends and challenges", "08_trends", "compression, adaptive optimisation, multimodal, privacy, interpretability"),
     ("§9 FAQ", "09_faq", "the essay's questions answered with experiments"),
@@ -197,7 +208,7 @@ def stale_reasons(path: Path, root: Path | None = None) -> list[str]:
 
 # --- running notebooks ------------------------------------------------------------------------
 
-def _kernel_env(results: Path, smoke: bool | None) -> dict:
+def _kernel_env(results: Path, smoke: bool | None, offline_hook: Path | None = None) -> dict:
     env = dict(os.environ)
     env["PTM_RESULTS_DIR"] = str(results)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")  # kernel = this env's python
@@ -209,7 +220,34 @@ def _kernel_env(results: Path, smoke: bool | None) -> dict:
     env.pop("PTM_SMOKE", None)
     if smoke:
         env["PTM_SMOKE"] = "1"
+    if offline_hook is not None:   # Python imports sitecustomize from here at start-up: the network is off
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(offline_hook), env.get("PYTHONPATH")) if p)
+        env["HF_HUB_OFFLINE"] = "1"    # Hugging Face libraries: use the installed files, do not ask the hub
     return env
+
+
+@contextlib.contextmanager
+def _environment(env: dict):
+    """Replace os.environ by `env` inside the block (papermill's kernel inherits this process's)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _offline_hook(offline: bool):
+    """A temporary folder holding `ptm_lib/offline.py` as sitecustomize.py (None when not offline)."""
+    if not offline:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="ptm-offline-") as folder:
+        shutil.copyfile(Path(__file__).with_name("offline.py"), Path(folder) / "sitecustomize.py")
+        yield Path(folder)
 
 
 EXPECTED_ERROR_TAG = "raises-exception"  # also honoured by nbclient and nbval
@@ -260,7 +298,7 @@ def results_problems(results_file: Path, notebook: str, *, registry: dict | str 
 
 def run_notebook(path: Path, out_path: Path, *, parameters: dict | None, results: Path,
                  smoke: bool | None = None, timeout: int = 600,
-                 registry: dict | str | os.PathLike | None = None) -> dict:
+                 registry: dict | str | os.PathLike | None = None, offline: bool = True) -> dict:
     """Execute one notebook with papermill; return {"notebook", "status", "wall_s", "error"}.
 
     A cell tagged `raises-exception` may fail (the lesson shows an error); any other error fails the run.
@@ -268,29 +306,29 @@ def run_notebook(path: Path, out_path: Path, *, parameters: dict | None, results
     Full mode (`smoke` falsy): the run also fails unless the notebook wrote `results/<stem>.json`
     during this run, with every claim registered for it (`registry`, default notebooks/claims.toml)
     measured and holding.
+    `offline`: the kernel refuses every network connection but loopback (see `ptm_lib.offline`).
     """
     import papermill as pm
     import papermill.execute as pm_execute
 
+    if Path(out_path).resolve() == Path(path).resolve():
+        raise ValueError(f"refusing to write the executed copy over {path}: the runner never overwrites a "
+                         "notebook (a learner's edits live there); write it under build/")
     results_file = Path(results) / f"{Path(path).stem}.json"
     results_file.unlink(missing_ok=True)   # a file left by an earlier run proves nothing
-    old_env, kernel_env = dict(os.environ), _kernel_env(results, smoke)
-    os.environ.clear()
-    os.environ.update(kernel_env)  # papermill's kernel inherits this process's env
-    t0 = time.perf_counter()
-    status, error = "ok", None
-    papermill_check = pm_execute.raise_for_execution_errors
-    pm_execute.raise_for_execution_errors = functools.partial(_raise_for_unexpected_errors, papermill_check)
-    try:
-        pm.execute_notebook(str(path), str(out_path), parameters=parameters, kernel_name="python3",
-                            cwd=str(Path(path).parent), progress_bar=False, execution_timeout=timeout,
-                            store_widget_state=True)   # an nbclient option, passed on by papermill
-    except Exception as e:  # PapermillExecutionError carries the cell's traceback
-        status, error = "failed", f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
-    finally:
-        pm_execute.raise_for_execution_errors = papermill_check
-        os.environ.clear()
-        os.environ.update(old_env)
+    with _offline_hook(offline) as hook, _environment(_kernel_env(results, smoke, hook)):  # the kernel inherits it
+        t0 = time.perf_counter()
+        status, error = "ok", None
+        papermill_check = pm_execute.raise_for_execution_errors
+        pm_execute.raise_for_execution_errors = functools.partial(_raise_for_unexpected_errors, papermill_check)
+        try:
+            pm.execute_notebook(str(path), str(out_path), parameters=parameters, kernel_name="python3",
+                                cwd=str(Path(path).parent), progress_bar=False, execution_timeout=timeout,
+                                store_widget_state=True)   # an nbclient option, passed on by papermill
+        except Exception as e:  # PapermillExecutionError carries the cell's traceback
+            status, error = "failed", f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+        finally:
+            pm_execute.raise_for_execution_errors = papermill_check
     if status == "ok" and not smoke:
         seed = (parameters or {}).get("SEED")
         problems = results_problems(results_file, Path(path).stem, registry=registry, seed=seed)
@@ -301,8 +339,10 @@ def run_notebook(path: Path, out_path: Path, *, parameters: dict | None, results
 
 
 def run(names: list[str] | None = None, *, smoke: bool = False, seed: int = 0, timeout: int = 600,
-        build: Path | None = None, registry: dict | str | os.PathLike | None = None) -> list[dict]:
-    """Execute notebooks into `build` (default <course>/build) and print a status table; return the rows."""
+        build: Path | None = None, registry: dict | str | os.PathLike | None = None,
+        offline: bool = True) -> list[dict]:
+    """Execute notebooks into `build` (default <course>/build) and print a status table; return the rows.
+    Writes only under `build`; `offline`: kernels refuse every network connection but loopback."""
     build = Path(build or repo_root() / "build")
     out_dir, results = build / "notebooks", build / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -311,7 +351,7 @@ def run(names: list[str] | None = None, *, smoke: bool = False, seed: int = 0, t
     for path in list_notebooks(names):
         print(f"running {path.stem} ({'smoke' if smoke else 'full'}, seed {seed}) ...", flush=True)
         row = run_notebook(path, out_dir / path.name, parameters={"SMOKE": smoke, "SEED": seed},
-                           results=results, smoke=smoke, timeout=timeout, registry=registry)
+                           results=results, smoke=smoke, timeout=timeout, registry=registry, offline=offline)
         row["results"] = str(results / f"{path.stem}.json")
         rows.append(row)
     summary = {"mode": "smoke" if smoke else "full", "seed": seed, "notebooks": rows}
@@ -330,15 +370,41 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def without_absolute_paths(nb, root: Path) -> None:
+    """Rewrite this machine's folders in the outputs (tracebacks, warnings name files) so a committed
+    notebook holds no absolute path: the Python environment -> "<python>", the course -> ".",
+    the home folder -> "~" (the longest match first)."""
+    names = {str(Path(root).resolve()): ".", sys.prefix: "<python>", sys.base_prefix: "<python>",
+             str(Path.home()): "~"}
+    folders = sorted(((k, v) for k, v in names.items() if len(k) > 1), key=lambda kv: -len(kv[0]))
+
+    def clean(value):
+        if isinstance(value, str):
+            for folder, name in folders:
+                value = value.replace(folder, name)
+            return value
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):   # images are base64: left alone
+            return {k: v if k.startswith("image/") else clean(v) for k, v in value.items()}
+        return value
+
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.from_dict(clean(dict(o))) for o in cell.get("outputs", [])]
+
+
 def execute_in_place(path: Path, timeout: int = 600, root: Path | None = None) -> dict:
     """Run `path` in full default mode and save its outputs into the notebook, stamped.
 
     `root`: the course folder (default `repo_root()`): results go to its build/results, claims are
     checked against its notebooks/claims.toml, and the stamp hashes its ptm_lib/ and data/. If any
-    of those change while the notebook runs, nothing is written and the row says so.
+    of those, or the notebook file itself (a learner saved edits meanwhile), change while the
+    notebook runs, nothing is written and the row says so.
     """
     root = Path(root or repo_root())
-    before = input_stamp(nbformat.read(path, as_version=4), Path(path).stem, root)
+    source = Path(path).read_bytes()
+    before = input_stamp(nbformat.reads(source.decode(), as_version=4), Path(path).stem, root)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / Path(path).name
         row = run_notebook(path, out, parameters=None, results=root / "build" / "results",
@@ -350,6 +416,10 @@ def execute_in_place(path: Path, timeout: int = 600, root: Path | None = None) -
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+    without_absolute_paths(nb, root)
+    if Path(path).read_bytes() != source:
+        return {**row, "status": "failed", "error": f"{Path(path).name} was saved while it ran (edited?); outputs "
+                "not written, so those edits are kept. Run it again"}
     stamp = input_stamp(nb, Path(path).stem, root)
     if stamp != before:
         changed = [what for key, what in STAMP_PARTS.items() if stamp[key] != before[key]]
@@ -369,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--smoke", action="store_true", help="tiny data and few steps: seconds per notebook")
     p_run.add_argument("--seed", type=int, default=0)
     p_run.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    p_run.add_argument("--allow-network", action="store_true",
+                       help="let kernels use the network (by default every connection but loopback is refused)")
     p_run.add_argument("notebooks", nargs="*")
     p_exec = sub.add_parser("execute", help="re-run in full mode and save outputs into notebooks/")
     p_exec.add_argument("notebooks", nargs="*")
@@ -377,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "run":
-        rows = run(args.notebooks, smoke=args.smoke, seed=args.seed, timeout=args.timeout)
+        rows = run(args.notebooks, smoke=args.smoke, seed=args.seed, timeout=args.timeout,
+                   offline=not args.allow_network)
         return int(any(r["status"] != "ok" for r in rows))
     if args.command == "execute":
         rows = [execute_in_place(p) for p in list_notebooks(args.notebooks)]

@@ -41,8 +41,8 @@ def predict(model: nn.Module, inputs, batch_size: int = 1024) -> torch.Tensor:
 def accuracy(model: nn.Module, inputs, y: torch.Tensor, batch_size: int = 1024) -> float:
     """Fraction (in [0, 1]) of the N examples whose arg-max logit equals the label y (N,)."""
     n = len(_as_tuple(inputs)[0])
-    if y.dim() != 1 or len(y) != n:
-        raise ValueError(f"labels y must have shape ({n},), one class id per example, got {tuple(y.shape)}")
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or len(y) != n:
+        raise ValueError(f"labels y must have shape ({n},), one class id per example, got {tuple(getattr(y, 'shape', ()))}")
     return (predict(model, inputs, batch_size).argmax(-1) == y.cpu()).float().mean().item()
 
 
@@ -50,7 +50,23 @@ def confusion(y_true, y_pred, n_classes: int) -> np.ndarray:
     """Confusion matrix (n_classes, n_classes): rows are true classes, columns predictions."""
     from sklearn.metrics import confusion_matrix
 
-    return confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=list(range(n_classes)))
+    y_true, y_pred = _class_ids(y_true, n_classes, "y_true"), _class_ids(y_pred, n_classes, "y_pred")
+    if len(y_true) != len(y_pred) or len(y_true) == 0:
+        raise ValueError(f"y_true and y_pred must hold one class id per example, the same non-zero number of "
+                         f"them; got {len(y_true)} and {len(y_pred)}")
+    return confusion_matrix(y_true, y_pred, labels=list(range(n_classes)))
+
+
+def _class_ids(y, n_classes: int, name: str) -> np.ndarray:
+    """`y` as a 1-D integer array of class ids in [0, n_classes); a clear ValueError otherwise."""
+    if not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
+        raise ValueError(f"n_classes must be an integer >= 1, got {n_classes!r}")
+    y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or len(y) == 0):
+        raise ValueError(f"{name} must be a 1-D sequence of integer class ids, got shape {y.shape}, dtype {y.dtype}")
+    if len(y) and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"{name}: class ids must be in [0, {n_classes}), found [{y.min()}, {y.max()}]")
+    return y
 
 
 def per_class_accuracy(y_true, y_pred, n_classes: int) -> np.ndarray:
@@ -96,6 +112,8 @@ def labels_needed(budgets, accuracies, target: float) -> LabelsNeeded:
         raise ValueError(f"budgets must be positive and increasing, got {b.tolist()}")
     if not math.isfinite(target):
         raise ValueError(f"target must be a finite accuracy, got {target}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"accuracies must be finite numbers, got {a.tolist()}")
     hits = np.flatnonzero(a >= target)
     if len(hits) == 0:
         return LabelsNeeded(float(b[-1]), "lower")
@@ -117,4 +135,31 @@ def _as_tuple(inputs) -> tuple[torch.Tensor, ...]:
         raise ValueError(f"the input tensors differ in length (first dimension): {lengths}")
     if lengths[0] == 0:
         raise ValueError("inputs are empty (0 examples): nothing to predict")
+    if any(t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in tensors):
+        raise ValueError("inputs hold NaN or inf values: the predictions would be meaningless; clean the data first")
     return tensors
+
+
+def linear_probe(train, val, test, grid=(0.01, 0.1, 1.0, 10.0, 100.0)) -> dict:
+    """A logistic-regression probe on fixed features, its regularisation C chosen on validation.
+
+    train/val/test: (X (N, D) array or sparse matrix, y (N,) ints). Fits one
+    `sklearn.linear_model.LogisticRegression` per C in `grid`, keeps the one with the best validation
+    accuracy (the smallest C on ties) and scores it on test once. Returns {"C", "val", "test", "model"}.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    if len(train[1]) == 0:
+        raise ValueError("the probe's training set is empty")
+    if len(set(np.asarray(train[1]).tolist())) < 2:
+        raise ValueError("the probe needs labelled examples of at least 2 classes")
+    best = None
+    for C in grid:
+        if not C > 0:
+            raise ValueError(f"every C in grid must be > 0, got {C}")
+        clf = LogisticRegression(C=C, max_iter=3000).fit(*train)
+        val_accuracy = clf.score(*val)
+        if best is None or val_accuracy > best["val"]:
+            best = {"C": C, "val": val_accuracy, "model": clf}
+    best["test"] = best["model"].score(*test)
+    return best

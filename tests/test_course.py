@@ -2,7 +2,9 @@
 import json
 import re
 import shutil
+import sys
 import tomllib
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -52,7 +54,8 @@ def test_lesson_structure(path):
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     for heading in ("## Summary", "## Exercises"):
         assert heading in text, f"{path.name} lacks a '{heading}' section"
-    assert nb.cells[0].source.startswith(f"# {path.stem[:2]} ·"), "first cell: '# NN · Title'"
+    number = path.stem.split("_")[0]                        # "03", or "06a" for a chapter's parts
+    assert nb.cells[0].source.startswith(f"# {number} ·"), f"first cell: '# {number} · Title'"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert f'Report("{path.stem}"' in code, "the lesson must record its results under its own name"
     assert "with out:" not in code, "never run code inside `with out:` (ipywidgets swallows its errors)"
@@ -345,3 +348,58 @@ def test_execute_refuses_to_stamp_when_inputs_change_during_the_run(course_copy)
         "failed", "data/ changed while the notebook ran; outputs not saved, run it again")
     assert course.STAMP_KEY not in nbformat.read(path, as_version=4).metadata
     assert course.stale_reasons(root / "notebooks" / "t1.ipynb", root) == []
+
+
+def test_the_runner_never_writes_over_a_notebook(tmp_path):
+    src = tmp_path / "notebooks" / "t.ipynb"
+    src.parent.mkdir()
+    nbformat.write(notebook("x = 1"), src)
+    before = src.read_bytes()
+    with pytest.raises(ValueError, match="never overwrites a notebook"):
+        course.run_notebook(src, src, parameters=None, results=tmp_path / "results", smoke=True)
+    with pytest.raises(ValueError, match="never overwrites a notebook"):
+        course.run([str(src)], smoke=True, build=tmp_path)      # build/notebooks would be the notebooks' folder
+    assert src.read_bytes() == before
+
+
+def test_execute_keeps_a_learners_edits_saved_while_it_ran(course_copy):
+    """`make execute` writes outputs back on purpose, but never over a file saved in the meantime."""
+    root, _ = course_copy
+    path = root / "notebooks" / "t3.ipynb"
+    nbformat.write(notebook("from ptm_lib.report import Report\nreport = Report('t3', smoke=SMOKE, seed=SEED)",
+                            "_ = open('t3.ipynb', 'a').write('\\n')   # JupyterLab saves the learner's edit",
+                            "_ = report.save()"), path)
+    row = course.execute_in_place(path, timeout=60, root=root)
+    edited = path.read_bytes()
+    assert (row["status"], row["error"]) == ("failed", "t3.ipynb was saved while it ran (edited?); outputs not "
+                                                       "written, so those edits are kept. Run it again")
+    assert edited.endswith(b"}\n\n") and course.STAMP_KEY not in nbformat.read(path, as_version=4).metadata
+
+
+ABSOLUTE = re.compile(r"""(?<![\w.~<>-])(/(home|Users|root|tmp|work|opt|usr|var|mnt|private)/|[A-Za-z]:\\\\)""")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_hold_no_absolute_paths(path):
+    """Neither code nor committed outputs name a folder of the machine that ran them."""
+    text = re.sub(r"\\u001b\[[0-9;]*m", " ", path.read_text())          # ANSI colours of tracebacks
+    found = sorted({m.group(0) for m in ABSOLUTE.finditer(text)} |
+                   {p for p in (str(ROOT), sys.prefix, str(Path.home())) if len(p) > 1 and p in text})
+    assert not found, (f"{path.name} names absolute paths {found}: use paths relative to the notebook's folder; "
+                       "outputs are cleaned by `make execute` (course.without_absolute_paths)")
+
+
+def test_execute_writes_outputs_without_absolute_paths(course_copy):
+    root, _ = course_copy
+    path = root / "notebooks" / "t4.ipynb"
+    failing = new_code_cell("import torch\ntorch.nn.Linear(2, 2)(torch.zeros(3))", metadata={"tags": ["raises-exception"]})
+    nbformat.write(notebook("from ptm_lib.report import Report\nreport = Report('t4', smoke=SMOKE, seed=SEED)",
+                            "import os\nprint(os.getcwd())", failing, "_ = report.save()"), path)
+    row = course.execute_in_place(path, timeout=60, root=root)
+    assert row["status"] == "ok", row
+    text = path.read_text()
+    assert str(root) not in text and sys.prefix not in text and not ABSOLUTE.search(text)
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[2].outputs[0]["text"] == "./notebooks\n"
+    assert any("<python>/lib" in line for line in nb.cells[3].outputs[0]["traceback"])   # torch's files, relative
+    assert course.stale_reasons(path, root) == []

@@ -1,4 +1,5 @@
 """ptm_lib.evaluate: one predict/accuracy for every model (tensor or (ids, mask) inputs)."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -116,3 +117,20 @@ def test_labels_needed_interpolates_in_log_budget_and_marks_censoring():
         labels_needed([2, 1], [0.1, 0.2], 0.5)
     with pytest.raises(ValueError, match="same non-zero length"):
         labels_needed([1, 2], [0.1], 0.5)
+
+
+def test_linear_probe_picks_c_on_validation_and_scores_test_once():
+    from ptm_lib.evaluate import linear_probe
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 5))
+    y = (X[:, 0] > 0).astype(int)
+    train, val, test = (X[:60], y[:60]), (X[60:90], y[60:90]), (X[90:], y[90:])
+    r = linear_probe(train, val, test, grid=(0.001, 1.0))
+    alone = {C: linear_probe(train, val, test, grid=(C,)) for C in (0.001, 1.0)}
+    assert r["C"] == max(alone, key=lambda C: (alone[C]["val"], -C)) and r["test"] == alone[r["C"]]["test"]
+    assert r["test"] > 0.8
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        linear_probe((X[:5], np.zeros(5, int)), val, test)
+    with pytest.raises(ValueError, match="C in grid must be > 0"):
+        linear_probe(train, val, test, grid=(0.0,))

@@ -10,6 +10,13 @@
                  (python -m ptm_lib.text.pretrain; load_pretrained)
     finetune     scratch / probe / random-encoder probe / partial / full fine-tuning, with
                  hyper-parameters chosen on the validation split
+    minilm       a real pre-trained model: all-MiniLM-L6-v2 from the installed package (sha256-checked,
+                 offline) through Hugging Face transformers; mean-pooled sentence embeddings
+    docstrings   real English: docstring summaries of numpy/scipy/torch/sklearn/matplotlib in 8 topics
+                 (docstring_corpus, make_docstring_task)
+
+`minilm` and `docstrings` are not imported here (import them by name): transformers and the scipy /
+sklearn sub-packages load only when a lesson uses them.
 """
 from .language import LanguageConfig, SyntheticLanguage
 from .tasks import LabelledTask, budget_indices, make_agent_task, make_topic_task
