@@ -108,11 +108,14 @@ def random_encoder(lm: TransformerLM, seed: int) -> TransformerLM:
     """A randomly initialised encoder of the same architecture as `lm` (the probe's control)."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return TransformerLM(lm.config)
+        return type(lm)(lm.config)
 
 
 def make_classifier(strategy: str, lm: TransformerLM, n_classes: int) -> TransformerClassifier:
-    """A classifier for `strategy` ("scratch", "partial" or "full"), built on `lm`'s architecture."""
+    """A classifier for `strategy` ("scratch", "partial" or "full"), built on `lm`'s architecture.
+    Another family of encoder (e.g. `ptm_lib.bio.ConvLM`) builds its own with `lm.make_classifier`."""
+    if not isinstance(lm, TransformerLM) and hasattr(lm, "make_classifier"):
+        return lm.make_classifier(strategy, n_classes)
     if strategy == "scratch":
         return TransformerClassifier(replace(lm.config, n_classes=n_classes, pooling="mean"))
     if strategy not in ("partial", "full"):
