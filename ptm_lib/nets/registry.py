@@ -17,7 +17,8 @@ import numbers
 from torch import nn
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {}
-MODEL_MODULES = ("ptm_lib.nets.mlp", "ptm_lib.nets.transformer", "ptm_lib.nets.lstm", "ptm_lib.bio.convlm")
+MODEL_MODULES = ("ptm_lib.nets.mlp", "ptm_lib.nets.transformer", "ptm_lib.nets.lstm", "ptm_lib.vision.resnet",
+                 "ptm_lib.speech.wav2vec", "ptm_lib.bio.convlm")
 """The modules whose import registers every architecture of the course."""
 
 

@@ -15,7 +15,10 @@
     docstrings   real English: docstring summaries of numpy/scipy/torch/sklearn/matplotlib in 8 topics
                  (docstring_corpus, make_docstring_task)
 
-`minilm` and `docstrings` are not imported here (import them by name): transformers and the scipy /
+    docstring_bert  the course's own small BERT, pretrained by masked-LM on the docstrings' prose
+                 (python -m ptm_lib.text.docstring_bert; load_docstring_bert)
+
+`minilm`, `docstrings` and `docstring_bert` are not imported here (import them by name): transformers and the scipy /
 sklearn sub-packages load only when a lesson uses them.
 """
 from .language import LanguageConfig, SyntheticLanguage
