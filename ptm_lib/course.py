@@ -56,6 +56,7 @@ CHAPTERS = [  # (essay section, notebook stem, what the lesson does)
     ("§6 Applications: vision", "06b_vision", "ResNet-style pretraining and transfer on images"),
     ("§6 Applications: speech", "06c_speech", "wav2vec-style pretraining on real spoken words"),
     ("§6 Applications: other fields", "06d_other_domains", "pretraining on sequences from biology and finance"),
+    ("§6 Applications: language tasks", "06e_language_tasks", "extractive question answering and translation, with and without pretraining"),
     ("§7 Tools", "07_tools", "the tools and papers the essay cites, with the citations corrected"),
     ("§8 Trends and challenges", "08_trends", "compression, adaptive optimisation, multimodal, privacy, interpretability"),
     ("§9 FAQ", "09_faq", "the essay's questions answered with experiments"),

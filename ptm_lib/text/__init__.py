@@ -15,10 +15,15 @@
     docstrings   real English: docstring summaries of numpy/scipy/torch/sklearn/matplotlib in 8 topics
                  (docstring_corpus, make_docstring_task)
 
+    qa           extractive question answering: three-sentence documents whose answer only meaning finds,
+                 start/end heads on an encoder (SpanQA), SQuAD exact match and token F1 (chapter 6e)
+    translation  a second language (mirrored words, verb last), parallel and monolingual text, an
+                 encoder-decoder pretrained by denoising (python -m ptm_lib.text.translation), BLEU
+
     docstring_bert  the course's own small BERT, pretrained by masked-LM on the docstrings' prose
                  (python -m ptm_lib.text.docstring_bert; load_docstring_bert)
 
-`minilm`, `docstrings` and `docstring_bert` are not imported here (import them by name): transformers and the scipy /
+`minilm`, `docstrings`, `docstring_bert`, `qa` and `translation` are not imported here (import them by name): transformers and the scipy /
 sklearn sub-packages load only when a lesson uses them.
 """
 from .language import LanguageConfig, SyntheticLanguage
