@@ -58,7 +58,13 @@ CHAPTERS = [  # (essay section, notebook stem, what the lesson does)
     ("§6 Applications: other fields", "06d_other_domains", "pretraining on sequences from biology and finance"),
     ("§6 Applications: language tasks", "06e_language_tasks", "extractive question answering and translation, with and without pretraining"),
     ("§7 Tools", "07_tools", "the tools and papers the essay cites, with the citations corrected"),
-    ("§8 Trends and challenges", "08_trends", "compression, adaptive optimisation, multimodal, privacy, interpretability"),
+    ("§8 Trends: compression", "08a_compression", "int8 quantisation, pruning and distillation: size, latency, accuracy"),
+    ("§8 Trends: adaptive optimisation", "08b_adaptation", "optimisers, warm-up, layer-wise rates; LoRA by hand and with peft"),
+    ("§8 Trends: architecture search", "08c_search", "random search vs. Optuna under a parameter budget, the Pareto front"),
+    ("§8 Trends: multimodal", "08d_multimodal", "CLIP-style pretraining of images with captions; zero-shot classification"),
+    ("§8 Challenges: privacy", "08e_privacy", "membership inference, and DP-SGD with Opacus at several epsilons"),
+    ("§8 Challenges: interpretability", "08f_interpretability", "attention maps, integrated gradients with Captum, probes per layer"),
+    ("§8 Challenges: compute", "08g_compute", "FLOPs, a scaling law, accumulation, checkpointing, torchrun DDP"),
     ("§9 FAQ", "09_faq", "the essay's questions answered with experiments"),
 ]
 
