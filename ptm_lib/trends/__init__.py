@@ -4,5 +4,6 @@
     adaptation      optimisers and schedules for fine-tuning, layer-wise learning rates, LoRA
     privacy         membership-inference attacks and DP-SGD (with Opacus)
     interpret       attributions (with Captum), attention maps, probes per layer
+    compute         FLOPs, activation memory, accumulation, checkpointing, precision, scaling laws
     distributed     data-parallel pretraining under torchrun (DistributedDataParallel)
 """
