@@ -152,15 +152,18 @@ def fixed_masks(ids: torch.Tensor, mask: torch.Tensor, tokenizer, *, batch_size:
 
 
 def train_mlm(ids: torch.Tensor, mask: torch.Tensor, tokenizer, heldout, *, d_model: int, n_layers: int = 2,
-              n_heads: int = 4, steps: int = 300, batch_size: int = 64, lr: float = 3e-3, eval_every: int = 50,
-              seed: int = 0) -> MLMRun:
+              n_heads: int = 4, d_ff: int | None = None, steps: int = 300, batch_size: int = 64, lr: float = 3e-3,
+              eval_every: int = 50, seed: int = 0, on_eval=None) -> MLMRun:
     """Pretrain a fresh encoder of width `d_model` by masked-LM on (ids, mask) (N, T); return its
-    held-out loss every `eval_every` steps. AdamW with warm-up and cosine decay, as `pretrain` does."""
+    held-out loss every `eval_every` steps. AdamW with warm-up and cosine decay, as `pretrain` does.
+
+    on_eval(step, loss) is called after each evaluation; an exception it raises (e.g. Optuna's
+    TrialPruned) stops the run there."""
     check_positive(d_model=d_model, steps=steps, batch_size=batch_size, lr=lr, eval_every=eval_every)
     if d_model % n_heads:
         raise ValueError(f"d_model {d_model} must be a multiple of n_heads {n_heads}")
     torch.manual_seed(seed)
-    model = build_model("mlm", len(tokenizer), d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+    model = build_model("mlm", len(tokenizer), d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_ff=d_ff,
                         max_len=ids.shape[1])
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
     scheduler = warmup_schedule(optimizer, warmup=min(30, steps), total=steps)
@@ -183,6 +186,8 @@ def train_mlm(ids: torch.Tensor, mask: torch.Tensor, tokenizer, heldout, *, d_mo
         if step % eval_every == 0 or step == steps:
             tokens.append(seen)
             losses.append(heldout_loss(model, heldout))
+            if on_eval is not None:
+                on_eval(step, losses[-1])
     return MLMRun(d_model, model.num_params(non_embedding=True), tokens, losses, time.perf_counter() - t0)
 
 
