@@ -3,7 +3,6 @@
     compression     int8 quantisation, magnitude pruning, knowledge distillation; size and latency
     adaptation      optimisers and schedules for fine-tuning, layer-wise learning rates, LoRA
     privacy         membership-inference attacks and DP-SGD (with Opacus)
-    interpret       attention maps and rollout, integrated gradients (by hand and with Captum), saliency,
-                    cascading randomisation (sanity checks), linear probes per layer
+    interpret       attributions (with Captum), attention maps, probes per layer
     distributed     data-parallel pretraining under torchrun (DistributedDataParallel)
 """
