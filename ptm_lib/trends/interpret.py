@@ -25,7 +25,7 @@ from ..nets.transformer import _init_weights
 
 __all__ = ["attention_maps", "attention_rollout", "attention_importance", "forward_from_embeddings",
            "baseline_ids", "integrated_gradients", "captum_integrated_gradients", "saliency",
-           "token_scores", "decisive_mass", "rank_correlation", "randomize", "STAGES", "layer_states",
+           "token_scores", "decisive_mass", "rank_correlation", "randomize", "layer_states",
            "probe_by_layer"]
 
 
@@ -230,9 +230,6 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor) -> n
 
 
 # ------------------------------------------------------------------------------ sanity check
-STAGES = ("head", "blocks", "embeddings")   # cascading order: from the output down to the input
-
-
 def _stage_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """[(name, module)] from the top of the network down: head, last block, ..., first block, embeddings."""
     top = [("head", model.head)] if hasattr(model, "head") else [("LM head", model.lm_head)]
