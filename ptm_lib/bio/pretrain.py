@@ -79,7 +79,7 @@ def save_recipe(out_dir: str | Path, progress: bool = True) -> dict:
     model, history = pretrain_dna_lm(steps=RECIPE["steps"], mask_p=RECIPE["mask_p"], seed=RECIPE["seed"],
                                      device="cpu", live=False, progress=progress, title=NAME)
     held_out = corpus_tensors(2000, seed=99)
-    meta = {"recipe": {k: v for k, v in RECIPE.items()}, "promoter_config": PromoterConfig().__dict__,
+    meta = {"recipe": dict(RECIPE), "promoter_config": PromoterConfig().__dict__,
             "command": f"python -m ptm_lib.bio.pretrain --out {out_dir}",
             "pretrain_seconds": round(time.perf_counter() - t0, 1), "torch_threads": torch.get_num_threads(),
             "box_accuracy": box_accuracy(model, *held_out),

@@ -43,6 +43,8 @@ __all__ = [
     "TransformerLM",
     "TransformerClassifier",
     "EncoderDecoder",
+    "TransformerBody",
+    "init_weights",
     "set_sdpa",
 ]
 
@@ -198,7 +200,7 @@ class Block(nn.Module):
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
-def _init_weights(module: nn.Module) -> None:
+def init_weights(module: nn.Module) -> None:
     """GPT-2 style: normal(0, 0.02) weights, zero biases."""
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Embedding)):
@@ -207,7 +209,7 @@ def _init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-class _Body(nn.Module):
+class TransformerBody(nn.Module):
     """Embeddings + blocks + final LN.  ids (B, T) -> hidden (B, T, D)."""
 
     def __init__(self, cfg: TransformerConfig, causal: bool, n_layers: int, cross: bool = False,
@@ -265,9 +267,9 @@ class TransformerLM(nn.Module):
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.config = config
-        self.body = _Body(config, config.causal, config.n_layers)
+        self.body = TransformerBody(config, config.causal, config.n_layers)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=True)
-        _init_weights(self)
+        init_weights(self)
         if config.tie_weights:
             self.lm_head.weight = self.body.tok_emb.weight
 
@@ -350,9 +352,9 @@ class TransformerClassifier(nn.Module):
         if config.n_classes < 1:
             raise ValueError("TransformerClassifier needs config.n_classes >= 1")
         self.config = config
-        self.body = _Body(config, config.causal, config.n_layers)
+        self.body = TransformerBody(config, config.causal, config.n_layers)
         self.head = nn.Linear(config.d_model, config.n_classes)
-        _init_weights(self)
+        init_weights(self)
 
     @classmethod
     def from_lm(cls, lm: TransformerLM, n_classes: int, pooling: str = "mean",
@@ -416,12 +418,12 @@ class EncoderDecoder(nn.Module):
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.config = config
-        self.encoder = _Body(config, causal=False, n_layers=config.n_layers)
+        self.encoder = TransformerBody(config, causal=False, n_layers=config.n_layers)
         n_dec = config.n_dec_layers if config.n_dec_layers is not None else config.n_layers
-        self.decoder = _Body(config, causal=True, n_layers=n_dec, cross=True,
+        self.decoder = TransformerBody(config, causal=True, n_layers=n_dec, cross=True,
                              tok_emb=self.encoder.tok_emb)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size)
-        _init_weights(self)
+        init_weights(self)
         if config.tie_weights:
             self.lm_head.weight = self.encoder.tok_emb.weight
 

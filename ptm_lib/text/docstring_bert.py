@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from .docstrings import HARVEST, _ROLE, _SENTENCE_END, _SIGNATURE, _members, docstring_corpus
+from .docstrings import HARVEST, ROLE, SENTENCE_END, SIGNATURE, docstring_corpus, own_members
 from .pretrain import build_model, pretrain
 from .tokenizer import WordTokenizer
 
@@ -65,11 +65,11 @@ def prose_sentences(doc: str | None) -> list[str]:
     out = []
     for paragraph in re.split(r"\n\s*\n", doc[:section.start()] if section else doc):
         p = paragraph.strip()
-        if not p or p.startswith((".. ", ">>>", "::")) or _SIGNATURE.match(p):
+        if not p or p.startswith((".. ", ">>>", "::")) or SIGNATURE.match(p):
             continue
-        text = _ROLE.sub(lambda m: m.group(1).split(".")[-1], " ".join(p.split()))
+        text = ROLE.sub(lambda m: m.group(1).split(".")[-1], " ".join(p.split()))
         text = text.replace("`", "").replace("*", "")
-        out += [s for s in _SENTENCE_END.split(text) if len(s.split()) >= MIN_SENTENCE_WORDS]
+        out += [s for s in SENTENCE_END.split(text) if len(s.split()) >= MIN_SENTENCE_WORDS]
     return out
 
 
@@ -83,7 +83,7 @@ def _sentences() -> tuple[str, ...]:
         seen.add(id(obj))
         found.update(prose_sentences(getattr(obj, "__doc__", None)))
         if methods and inspect.isclass(obj):
-            for _, fn in _members(obj):
+            for _, fn in own_members(obj):
                 visit(fn, False)
 
     with warnings.catch_warnings():

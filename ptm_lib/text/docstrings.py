@@ -89,9 +89,9 @@ HARVEST = (
 MIN_WORDS = 3       # "Implements Adam algorithm." stays; "Forward pass." goes
 MIN_CHARS = 12
 
-_SIGNATURE = re.compile(r"^[\w.]+\(.*\)\s*(->.*)?$", re.S)       # "erf(z, out=None)", "linalg.solve(A, B) -> Tensor"
-_ROLE = re.compile(r":[\w:+-]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`")     # :func:`~numpy.fft.fft` -> numpy.fft.fft
-_SENTENCE_END = re.compile(r"(?<=[a-z0-9)\]`'\"]\.)\s+(?=[A-Z(])")   # ". " before a capital
+SIGNATURE = re.compile(r"^[\w.]+\(.*\)\s*(->.*)?$", re.S)       # "erf(z, out=None)", "linalg.solve(A, B) -> Tensor"
+ROLE = re.compile(r":[\w:+-]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`")     # :func:`~numpy.fft.fft` -> numpy.fft.fft
+SENTENCE_END = re.compile(r"(?<=[a-z0-9)\]`'\"]\.)\s+(?=[A-Z(])")   # ". " before a capital
 
 
 def topic_of_module(module: str | None) -> str | None:
@@ -128,7 +128,7 @@ def summary_line(doc: str | None) -> str | None:
     while lines and (not lines[0].strip() or lines[0].lstrip().startswith(".. ")):
         lines.pop(0)                                      # blank lines and directives before the summary
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", "\n".join(lines)) if p.strip()]
-    while paragraphs and _SIGNATURE.match(paragraphs[0]):
+    while paragraphs and SIGNATURE.match(paragraphs[0]):
         paragraphs.pop(0)
     if not paragraphs:
         return None
@@ -136,10 +136,10 @@ def summary_line(doc: str | None) -> str | None:
     if len(first) > 1 and re.fullmatch(r"\s*[-=~]{3,}\s*", first[1]):
         return None                                       # "Parameters\n----------": a section, not a summary
     text = " ".join(paragraphs[0].split()).replace("\\ ", "")
-    text = _ROLE.sub(lambda m: m.group(1).split(".")[-1] if "." in m.group(1) and " " not in m.group(1)
+    text = ROLE.sub(lambda m: m.group(1).split(".")[-1] if "." in m.group(1) and " " not in m.group(1)
                      else m.group(1), text)
     text = text.replace("`", "").replace("*", "")
-    text = _SENTENCE_END.split(text, maxsplit=1)[0].strip()
+    text = SENTENCE_END.split(text, maxsplit=1)[0].strip()
     if not text or text.startswith("Alias for "):
         return None
     return text
@@ -155,7 +155,7 @@ def _defining_module(obj, found_in: str) -> str | None:
     return module if isinstance(module, str) else None
 
 
-def _members(cls) -> list[tuple[str, object]]:
+def own_members(cls) -> list[tuple[str, object]]:
     """Public methods and properties defined in the body of `cls` (not inherited), by name."""
     out = []
     for name, value in sorted(vars(cls).items()):
@@ -197,7 +197,7 @@ def _harvest() -> list[tuple[str, str, str]]:
             source = f"{namespace}.{name}" if "<" in qualname else f"{home}.{qualname}"
             rows.append((topic, summary_line(getattr(obj, "__doc__", None)), source))
             if inspect.isclass(obj):
-                for member, fn in _members(obj):
+                for member, fn in own_members(obj):
                     if id(fn) not in seen:
                         seen.add(id(fn))
                         rows.append((topic, summary_line(getattr(fn, "__doc__", None)), f"{source}.{member}"))

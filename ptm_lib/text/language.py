@@ -256,7 +256,10 @@ class SyntheticLanguage:
         k = rng.randrange(self.n_subtopics - S)
         return k + S * (k // S >= subtopic // S)
 
-    def _content(self, rng, pos, subtopic, which):
+    def content_word(self, rng, pos, subtopic, which):
+        """One content word of part of speech `pos` ("noun", "verb", "adj"): a word of `subtopic`
+        with probability topic_word_prob (sometimes another subtopic's: stray_prob), else a generic one.
+        `which` picks the word split ("all", "train", ...); `rng` is a random.Random."""
         c = self.config
         if rng.random() >= c.topic_word_prob:
             return self._generic[pos].sample(rng, "all")
@@ -264,22 +267,23 @@ class SyntheticLanguage:
             subtopic = self._other_subtopic(rng, subtopic)
         return self.topic_word(rng, subtopic, pos, which)
 
-    def _noun_phrase(self, rng, subtopic, which, out):
+    def noun_phrase(self, rng, subtopic, which, out):
+        """Append a noun phrase (determiner, sometimes an adjective, a noun) of `subtopic` to the list `out`."""
         out.append(rng.choice(DETERMINERS))
         if rng.random() < self.config.adj_prob:
-            out.append(self._content(rng, "adj", subtopic, which))
-        out.append(self._content(rng, "noun", subtopic, which))
+            out.append(self.content_word(rng, "adj", subtopic, which))
+        out.append(self.content_word(rng, "noun", subtopic, which))
 
     def _clause(self, rng, subtopic, which, out, pp_subtopic):
-        self._noun_phrase(rng, subtopic, which, out)
+        self.noun_phrase(rng, subtopic, which, out)
         if rng.random() < 0.2:
-            out += [rng.choice(AUX), self._content(rng, "adj", subtopic, which)]
+            out += [rng.choice(AUX), self.content_word(rng, "adj", subtopic, which)]
         else:
-            out.append(self._content(rng, "verb", subtopic, which))
-            self._noun_phrase(rng, subtopic, which, out)
+            out.append(self.content_word(rng, "verb", subtopic, which))
+            self.noun_phrase(rng, subtopic, which, out)
         if rng.random() < self.config.pp_prob:
             out.append(rng.choice(PREPOSITIONS))
-            self._noun_phrase(rng, pp_subtopic, which, out)
+            self.noun_phrase(rng, pp_subtopic, which, out)
 
     def sentence(self, rng: random.Random, topic: int, which: str = "all", subtopic: int | None = None) -> list[str]:
         """One sentence (a list of words) about `topic`.

@@ -48,7 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..nets.transformer import TransformerLM, _Body, _init_weights
+from ..nets.transformer import TransformerLM, TransformerBody, init_weights
 from ..train import check_positive, fit, warmup_schedule
 from .language import AUX, END, SyntheticLanguage
 from .tokenizer import WordTokenizer
@@ -87,13 +87,13 @@ class QAData:
 def _sentence(lang: SyntheticLanguage, rng: random.Random, subtopic: int) -> tuple[list[str], tuple[int, int]]:
     """det [adj] noun (verb det [adj] noun | aux adj) .  -> (words, (subject start, subject end))."""
     out: list[str] = []
-    lang._noun_phrase(rng, subtopic, "all", out)
+    lang.noun_phrase(rng, subtopic, "all", out)
     subject = (1, len(out) - 1)                       # without the determiner
     if rng.random() < 0.2:
-        out += [rng.choice(AUX), lang._content(rng, "adj", subtopic, "all")]
+        out += [rng.choice(AUX), lang.content_word(rng, "adj", subtopic, "all")]
     else:
-        out.append(lang._content(rng, "verb", subtopic, "all"))
-        lang._noun_phrase(rng, subtopic, "all", out)
+        out.append(lang.content_word(rng, "verb", subtopic, "all"))
+        lang.noun_phrase(rng, subtopic, "all", out)
     out.append(END)
     return out, subject
 
@@ -192,10 +192,10 @@ class SpanQA(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        self.body = _Body(config, causal=False, n_layers=config.n_layers)
+        self.body = TransformerBody(config, causal=False, n_layers=config.n_layers)
         self.head = nn.Linear(config.d_model, 2)
         self.match = nn.Linear(config.d_model, 2 * config.d_model, bias=False)
-        _init_weights(self)
+        init_weights(self)
 
     @classmethod
     def from_lm(cls, lm: TransformerLM) -> "SpanQA":

@@ -93,7 +93,7 @@ class LanguagePair:
     # ---------------------------------------------------------------- sentences
     def _np(self, rng, sub):
         out: list[str] = []
-        self.lang._noun_phrase(rng, sub, "all", out)
+        self.lang.noun_phrase(rng, sub, "all", out)
         return (out[0], out[1] if len(out) == 3 else None, out[-1])
 
     def clause(self, rng: random.Random, topic: int | None = None) -> Clause:
@@ -103,9 +103,9 @@ class LanguagePair:
         sub = t * c.subtopics + rng.randrange(c.subtopics)
         cl = Clause(self._np(rng, sub))
         if rng.random() < 0.2:
-            cl.aux = (rng.choice(AUX), L._content(rng, "adj", sub, "all"))
+            cl.aux = (rng.choice(AUX), L.content_word(rng, "adj", sub, "all"))
         else:
-            cl.verb, cl.obj = L._content(rng, "verb", sub, "all"), self._np(rng, sub)
+            cl.verb, cl.obj = L.content_word(rng, "verb", sub, "all"), self._np(rng, sub)
         if rng.random() < c.pp_prob:
             cl.pp = (rng.choice(PREPOSITIONS), self._np(rng, sub))
         return cl

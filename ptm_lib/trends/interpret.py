@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..nets.transformer import _init_weights
+from ..nets.transformer import init_weights
 
 __all__ = ["attention_maps", "attention_rollout", "attention_importance", "forward_from_embeddings",
            "baseline_ids", "integrated_gradients", "captum_integrated_gradients", "saliency",
@@ -249,7 +249,7 @@ def randomize(model: nn.Module, n_stages: int, seed: int = 0) -> tuple[nn.Module
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         for name, module in _stage_modules(out)[:n_stages]:
-            _init_weights(module)
+            init_weights(module)
             for m in module.modules():
                 if isinstance(m, nn.LayerNorm):
                     m.reset_parameters()
