@@ -372,3 +372,109 @@ def test_fuzz_corpus_transfer_and_helpers(n, max_len, n_classes, pooling, seed, 
 
 def test_the_fuzz_tries_over_a_thousand_cases():
     assert sum(FUZZ_EXAMPLES.values()) >= 1000, FUZZ_EXAMPLES
+
+
+# ------------------------------------------------------------------------ chapters 6 and 8
+from ptm_lib.bio import convlm as bio_convlm, dna as bio_dna                          # noqa: E402
+from ptm_lib.speech import data as speech_data, wav2vec as speech_w2v                # noqa: E402
+from ptm_lib.tabular import masked_features                                          # noqa: E402
+from ptm_lib.text import qa, translation                                             # noqa: E402
+from ptm_lib.trends import compute, search                                           # noqa: E402
+from ptm_lib.vision import resnet, simclr                                            # noqa: E402
+
+torch.manual_seed(0)
+CONV = bio_convlm.ConvLM(bio_convlm.ConvLMConfig(vocab_size=V, d_model=4, n_layers=1, kernel=3))
+CONV_CLF = bio_convlm.ConvLMClassifier.from_lm(CONV, 3)
+SPAN = qa.SpanQA(CFG)
+RESNET = resnet.ResNet(resnet.ResNetConfig(width=4, blocks=(1,), n_classes=3, proj_dim=4))
+W2V = speech_w2v.Wav2Vec(speech_w2v.Wav2VecConfig(n_mels=8, d_model=8, n_layers=1, n_heads=2, max_frames=16,
+                                                  n_groups=2, n_codes=4, proj_dim=4))
+
+
+@fuzz(150)
+@given(batch=token_batches(), context=st.one_of(st.none(), tensors(shape=st.sampled_from([(3, 5), (2, 4), (3,)]),
+                                                                   dtypes=[np.bool_, np.bool_, np.int64])),
+       max_answer_len=st.integers(-1, 5))
+def test_fuzz_dna_and_qa_models(batch, context, max_answer_len):
+    ids, mask = batch
+    for model in (CONV, CONV_CLF):
+        out = call(model, ids, mask)
+        if isinstance(out, torch.Tensor):
+            assert torch.isfinite(out).all()
+    call(CONV_CLF.features, ids, mask)
+    logits = call(SPAN, ids, mask, context)
+    if isinstance(logits, torch.Tensor):
+        call(qa.best_spans, logits, max_answer_len)
+    call(qa.best_spans, ids.float().unsqueeze(-1) if ids.dim() == 2 else ids.float(), max_answer_len)
+
+
+@fuzz(120)
+@given(a=st.lists(st.text(alphabet="ab .,", max_size=6), max_size=3),
+       b=st.lists(st.lists(st.sampled_from(["a", "b", "c", ""]), max_size=5), max_size=3),
+       c=st.lists(st.lists(st.sampled_from(["a", "b", "c"]), max_size=5), max_size=3),
+       max_n=st.integers(-1, 5), k=st.integers(-1, 5), n=st.integers(-1, 4), seed=st.integers(0, 2))
+def test_fuzz_text_scores_and_dna_data(a, b, c, max_n, k, n, seed):
+    for x, y in zip(a, reversed(a)):
+        for fn in (qa.exact_match, qa.token_f1):
+            out = call(fn, x, y)
+            if not isinstance(out, Exception):
+                assert 0.0 <= out <= 1.0
+    call(translation.corpus_bleu, b, c, max_n)
+    call(translation.exact_match_rate, b, c)
+    call(bio_dna.kmer_counts, ["".join(w) for w in c], k)
+    call(bio_dna.promoter_corpus, n, seed)
+
+
+@fuzz(150)
+@given(X=st.one_of(tensors(), tensors(shape=st.sampled_from([(3, 64), (0, 64), (2, 8, 8), (2, 1, 8, 8), (3, 63)]))),
+       strength=NUMBERS, temperature=NUMBERS, seed=st.integers(0, 2))
+def test_fuzz_vision_contrastive(X, strength, temperature, seed):
+    g = torch.Generator().manual_seed(seed)
+    out = call(simclr.augment, X, strength, generator=g)
+    if isinstance(out, torch.Tensor):
+        assert out.shape == X.shape
+    call(RESNET, X)
+    call(simclr.features, RESNET, X)
+    z = torch.randn(4, 3)
+    for z1, z2 in [(z, z), (z, z[:3]), (X, X), (z[:1], z[:1])]:
+        call(simclr.nt_xent, z1, z2, temperature)
+
+
+@fuzz(150)
+@given(waves=st.one_of(tensors(shape=st.sampled_from([(2, 400), (0, 400), (400,), (2, 3)])),
+                       st.lists(st.sampled_from([np.zeros(300, np.float32), np.ones(5, np.float32)]), max_size=2)),
+       mel=tensors(shape=st.sampled_from([(2, 8, 16), (2, 8, 20), (2, 7, 16), (8, 16), (0, 8, 16)])),
+       batch=st.integers(-1, 3), frames=st.integers(-1, 20), p_start=NUMBERS, span=st.integers(-1, 6),
+       temperature=NUMBERS)
+def test_fuzz_speech(waves, mel, batch, frames, p_start, span, temperature):
+    call(speech_data.log_mel, waves)
+    call(W2V, mel)
+    call(speech_w2v.span_mask, batch, frames, p_start, span)
+    call(speech_w2v.augment, mel)
+    call(speech_w2v.info_nce, torch.randn(3, 4), torch.randn(3, 4), temperature)
+
+
+@fuzz(120)
+@given(X=st.one_of(tensors(shape=st.sampled_from([(12, 5), (0, 5), (12,), (3, 5)]), dtypes=[np.float32, np.float64]),
+                   st.just(np.zeros((6, 3)))),
+       code=st.integers(-1, 4), steps=maybe(st.integers(1, 2), [0, -1]), mask_p=NUMBERS)
+def test_fuzz_tabular(X, code, steps, mask_p):
+    X = X.numpy() if isinstance(X, torch.Tensor) else X
+    out = call(masked_features.masked_feature_pretrain, X, code=code, hidden=4, steps=steps, mask_p=mask_p)
+    if isinstance(out, torch.nn.Module):
+        call(masked_features.encode, out, X)
+        call(masked_features.encode, out, X[:, :2] if X.ndim == 2 else X)
+
+
+@fuzz(150)
+@given(x=st.lists(NUMBERS, max_size=5), loss=st.lists(NUMBERS, max_size=5), n_params=NUMBERS,
+       world=st.integers(-1, 8), stage=st.integers(-1, 4), micro=st.integers(-1, 5),
+       points=st.one_of(tensors(shape=st.sampled_from([(4, 2), (0, 2), (3,), (3, 3)])), st.lists(NUMBERS, max_size=3)))
+def test_fuzz_compute_and_search(x, loss, n_params, world, stage, micro, points):
+    call(compute.fit_power_law, x, loss)
+    call(compute.training_memory_gb, n_params, world, stage)
+    batch = (torch.randn(4, 4), torch.arange(4) % 3)
+    call(compute.accumulated_gradients, M["mlp"], ptm.classification_loss, batch, micro)
+    out = call(search.pareto_front, points.numpy() if isinstance(points, torch.Tensor) else points)
+    if isinstance(out, np.ndarray) and len(out):
+        assert out.max() < len(np.asarray(points))

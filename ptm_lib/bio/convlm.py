@@ -121,9 +121,11 @@ class ConvLMClassifier(nn.Module):
 
     def features(self, ids, attention_mask=None) -> torch.Tensor:
         """(B, 2D): max and mean of the encoder's outputs over the real positions."""
+        attention_mask = check_ids(ids, self.config.vocab_size, attention_mask)   # bool (B, T) or None
         h = self.body.encode(ids, attention_mask)
         keep = (attention_mask if attention_mask is not None else ids != self.config.pad_id).unsqueeze(-1)
         hmax = h.masked_fill(~keep, float("-inf")).amax(1)
+        hmax = torch.where(keep.any(1), hmax, torch.zeros_like(hmax))   # a row with no real position: 0, not -inf
         hmean = h.sum(1) / keep.sum(1).clamp(min=1)
         return torch.cat([hmax, hmean], dim=-1)
 

@@ -137,11 +137,16 @@ def dna_tokenizer() -> WordTokenizer:
 
 def kmer_counts(texts: list[str], k: int = 3) -> np.ndarray:
     """(N, 4**k) counts of every k-mer in each sequence: the classic bag-of-k-mers features."""
-    if not 1 <= k <= 8:
-        raise ValueError(f"k must be in 1..8, got {k}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 8:
+        raise ValueError(f"k must be an int in 1..8, got {k!r}")
     out = np.zeros((len(texts), 4 ** k), dtype=np.float32)
     for i, text in enumerate(texts):
-        idx = np.array([BASES.index(b) for b in text.split()])
+        bases = text.split()
+        unknown = sorted(set(bases) - set(BASES))
+        if unknown:
+            raise ValueError(f"sequence {i} has tokens {unknown[:5]} that are not bases {list(BASES)}; "
+                             "sequences are space-separated bases, e.g. 'A C G T'")
+        idx = np.array([BASES.index(b) for b in bases], dtype=np.int64)
         if len(idx) < k:
             continue
         codes = np.zeros(len(idx) - k + 1, dtype=np.int64)

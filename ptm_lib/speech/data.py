@@ -234,10 +234,13 @@ def log_mel(waves, eps: float = 1e-6) -> torch.Tensor:
     ``torch.stft`` with a 512-sample Hann window (23 ms) every 220 samples (10 ms), power spectrum,
     40 mel filters (60 Hz - 8 kHz), natural log of (energy + eps)."""
     global _FB
-    x = torch.as_tensor(np.asarray(waves) if not isinstance(waves, torch.Tensor) else waves, dtype=torch.float32)
+    try:
+        x = torch.as_tensor(np.asarray(waves) if not isinstance(waves, torch.Tensor) else waves, dtype=torch.float32)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"waves must be one waveform (N,) or equal-length waveforms (B, N) of numbers: {e}") from None
     if x.dim() == 1:
         x = x[None]
-    if x.dim() != 2 or x.shape[1] < N_FFT:
+    if x.dim() != 2 or x.shape[1] < N_FFT or len(x) == 0:
         raise ValueError(f"waves must be (B, N) or (N,) with N >= {N_FFT} samples, got {tuple(x.shape)}")
     if _FB is None:
         _FB = mel_filterbank()

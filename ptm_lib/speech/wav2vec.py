@@ -140,8 +140,7 @@ class Wav2Vec(nn.Module):
         return self.ln_f(x)
 
     def forward(self, mel, mask=None):
-        if mel.dim() != 3 or mel.shape[1] != self.config.n_mels:
-            raise ValueError(f"expected log-mel (B, {self.config.n_mels}, T), got {tuple(mel.shape)}")
+        mel = check_mel(mel, self.config.n_mels)
         z = self.encoder(mel)
         return z, self.context(z, mask)
 
@@ -160,12 +159,27 @@ class Wav2Vec(nn.Module):
         return out.numpy()
 
 
+def check_mel(mel, n_mels: int | None = None) -> torch.Tensor:
+    """A clear error unless `mel` is a non-empty float (B, n_mels, T) tensor; returns it as float32."""
+    if not isinstance(mel, torch.Tensor) or not mel.is_floating_point():
+        raise TypeError(f"log-mel clips must be a float tensor (B, n_mels, T), got "
+                        f"{getattr(mel, 'dtype', type(mel).__name__)}")
+    if mel.dim() != 3 or 0 in mel.shape or (n_mels is not None and mel.shape[1] != n_mels):
+        raise ValueError(f"expected log-mel (B, {n_mels or 'n_mels'}, T) with B, T >= 1, got {tuple(mel.shape)}")
+    return mel.float()
+
+
 # --- masking ---------------------------------------------------------------------------------------
 
 def span_mask(batch: int, frames: int, p_start: float = 0.13, span: int = 5,
               generator: torch.Generator | None = None) -> torch.Tensor:
     """wav2vec 2.0's masking: each frame starts a masked span of `span` frames with probability
     `p_start` (spans may overlap); (B, T) bool. At least one span per clip."""
+    for name, value in (("batch", batch), ("frames", frames), ("span", span)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    if not 0.0 <= p_start <= 1.0:
+        raise ValueError(f"p_start must be a probability in [0, 1], got {p_start!r}")
     starts = torch.rand(batch, frames, generator=generator) < p_start
     starts[torch.arange(batch), torch.randint(0, frames, (batch,), generator=generator)] = True
     mask = torch.zeros(batch, frames + span, dtype=torch.bool)
@@ -179,6 +193,10 @@ def span_mask(batch: int, frames: int, p_start: float = 0.13, span: int = 5,
 def info_nce(pred: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
     """pred (N, P), targets (N, K+1, P) with the true target at index 0: the mean over N of
     -log softmax_k(cos(pred, target_k) / temperature)[0]."""
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if pred.dim() != 2 or targets.dim() != 3 or targets.shape[0] != pred.shape[0] or targets.shape[2] != pred.shape[1]:
+        raise ValueError(f"pred must be (N, P) and targets (N, K+1, P), got {tuple(pred.shape)} and {tuple(targets.shape)}")
     logits = F.cosine_similarity(pred[:, None], targets, dim=-1) / temperature     # (N, K+1)
     return F.cross_entropy(logits, torch.zeros(len(pred), dtype=torch.long, device=pred.device))
 
@@ -238,6 +256,7 @@ def augment(mel: torch.Tensor, generator: torch.Generator | None = None, band_sh
     """A random view of each log-mel clip (B, M, T): bands shifted by up to `band_shift` (a pitch
     change), frames rolled by up to `time_shift`, a gain (an added constant, up to +-`gain_db`), a
     random noise floor, one time and one frequency stripe set to the clip's mean."""
+    mel = check_mel(mel)
     B, M, T = mel.shape
     g = generator
 

@@ -205,6 +205,14 @@ class SpanQA(nn.Module):
         return model
 
     def forward(self, ids, mask=None, context=None):
+        self.body.check_inputs(ids, mask)
+        if ids.shape[1] < 2:
+            raise ValueError(f"a QA input is [CLS] question [SEP] document: at least 2 tokens, got {ids.shape[1]}")
+        if context is not None and (not isinstance(context, torch.Tensor) or context.dtype != torch.bool
+                                    or context.shape != ids.shape):
+            raise ValueError(f"context must be a bool tensor of the ids' shape {tuple(ids.shape)} (True on document "
+                             f"words), got {getattr(context, 'dtype', type(context).__name__)} "
+                             f"{tuple(getattr(context, 'shape', ()))}")
         h = self.body(ids, mask)                                        # (B, T, D)
         B, T, D = h.shape
         match = self.match(h).view(B, T, 2, D) @ h[:, 1, None, :, None]  # (B, T, 2, 1): (W_k h_i) . h_q
@@ -224,6 +232,12 @@ def qa_loss(model: SpanQA, batch) -> torch.Tensor:
 
 def best_spans(logits: torch.Tensor, max_answer_len: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """logits (N, T, 2) -> (start (N,), end (N,)): argmax of start[s] + end[e] over s <= e < s + max_answer_len."""
+    if (not isinstance(logits, torch.Tensor) or logits.dim() != 3 or logits.shape[-1] != 2
+            or not logits.is_floating_point() or 0 in logits.shape):
+        raise ValueError(f"logits must be a float (N, T, 2) tensor of start and end scores, N and T >= 1, got "
+                         f"{getattr(logits, 'dtype', type(logits).__name__)} {tuple(getattr(logits, 'shape', ()))}")
+    if isinstance(max_answer_len, bool) or not isinstance(max_answer_len, int) or max_answer_len < 1:
+        raise ValueError(f"max_answer_len must be an int >= 1 (words), got {max_answer_len!r}")
     start, end = logits[..., 0], logits[..., 1]
     T = logits.shape[1]
     score = start[:, :, None] + end[:, None, :]                         # (N, T_start, T_end)

@@ -218,6 +218,8 @@ def _ngrams(words, n):
 
 def corpus_bleu(hypotheses: list[list[str]], references: list[list[str]], max_n: int = 4) -> float:
     """Corpus BLEU in 0..100 (one reference per sentence; see the module docstring)."""
+    if isinstance(max_n, bool) or not isinstance(max_n, int) or max_n < 1:
+        raise ValueError(f"max_n must be an int >= 1 (the longest n-gram; BLEU uses 4), got {max_n!r}")
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
     match, total = [0] * max_n, [0] * max_n

@@ -93,6 +93,9 @@ class ResNet(nn.Module):
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise TypeError(f"ResNet expects floating-point images, got {type(x).__name__} "
                             f"{getattr(x, 'dtype', '')}")
+        x = x.to(self.stem[0].weight.dtype) if x.dtype != self.stem[0].weight.dtype else x   # e.g. float64 pixels
+        if x.dim() in (2, 4) and len(x) == 0:
+            raise ValueError("ResNet got an empty batch (0 images)")
         if x.dim() == 2 and x.shape[1] == c.in_channels * c.side**2:
             return x.reshape(len(x), c.in_channels, c.side, c.side)
         if x.dim() == 4 and tuple(x.shape[1:]) == (c.in_channels, c.side, c.side):

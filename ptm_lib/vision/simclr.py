@@ -64,6 +64,10 @@ def augment(X: torch.Tensor, strength: float = 1.0, generator: torch.Generator |
     """
     if not (math.isfinite(strength) and strength >= 0):
         raise ValueError(f"strength must be a finite number >= 0, got {strength}")
+    if not isinstance(X, torch.Tensor) or not X.is_floating_point() or not (
+            (X.dim() == 2 and X.shape[1] == 64) or (X.dim() == 4 and tuple(X.shape[1:]) == (1, 8, 8))):
+        raise ValueError(f"augment expects float images (N, 64) or (N, 1, 8, 8), got "
+                         f"{getattr(X, 'dtype', type(X).__name__)} {tuple(getattr(X, 'shape', ()))}")
     shape = X.shape
     imgs = X.reshape(len(X), 1, 8, 8).float()
     n, s = len(imgs), float(strength)
@@ -170,6 +174,9 @@ def pretrain(model: ResNet, X: torch.Tensor, *, steps: int = 1500, batch_size: i
 @torch.no_grad()
 def features(model: ResNet, X: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
     """Frozen pooled features (N, feature_dim) as a NumPy array, the model in eval mode."""
+    if not isinstance(X, torch.Tensor) or X.dim() not in (2, 4) or len(X) == 0:
+        raise ValueError(f"features expects a non-empty batch of images (N, 64) or (N, 1, 8, 8), got "
+                         f"{type(X).__name__} {tuple(getattr(X, 'shape', ()))}")
     was = model.training
     model.eval()
     try:
