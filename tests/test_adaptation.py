@@ -63,6 +63,15 @@ def test_add_lora_trains_only_lora_and_head(model):
     assert set(m.state_dict()) == set(model.state_dict())              # the original architecture again
 
 
+def test_bitfit_trains_biases_and_head_only(model):
+    m = ad.bitfit(copy.deepcopy(model))
+    names = [n for n, p in m.named_parameters() if p.requires_grad]
+    assert names and all(n.endswith("bias") or n.startswith("head.") for n in names)
+    assert "head.weight" in names and "body.blocks.0.attn.qkv.bias" in names and "body.blocks.0.ln1.bias" in names
+    with pytest.raises(ValueError, match="no bias"):
+        ad.bitfit(nn.Linear(2, 2, bias=False), train=())
+
+
 def test_hand_written_lora_matches_peft(model, batch):
     diff = ad.compare_with_peft(model, batch, r=2, alpha=4)
     assert set(diff) == {"output", "output_at_init", "step", "merged_weights", "merged_output"}

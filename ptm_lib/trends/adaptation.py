@@ -26,7 +26,7 @@ from ..evaluate import accuracy
 from ..train import check_positive, fit, warmup_schedule
 from ..text.finetune import text_classification_loss
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "TARGETS", "LoRALinear", "add_lora", "merge_lora", "peft_lora",
+__all__ = ["OPTIMIZERS", "SCHEDULES", "TARGETS", "LoRALinear", "add_lora", "merge_lora", "peft_lora", "bitfit",
            "copy_lora_from_peft", "count_trainable", "param_groups", "make_optimizer", "make_schedule",
            "finetune", "choose_lr"]
 
@@ -137,6 +137,22 @@ def copy_lora_from_peft(ours: nn.Module, peft_model) -> int:
     if head is not None and hasattr(head, "modules_to_save"):
         ours.head.load_state_dict(head.modules_to_save["default"].state_dict())
     return n
+
+
+def bitfit(model: nn.Module, train=("head",)) -> nn.Module:
+    """BitFit (Ben Zaken et al. 2022): freeze every weight but the biases (of the linear layers and
+    LayerNorms) and the sub-modules named in `train`. In place; returns the model."""
+    model.requires_grad_(False)
+    n = 0
+    for name, p in model.named_parameters():
+        if name.endswith("bias"):
+            p.requires_grad_(True)
+            n += 1
+    if n == 0:
+        raise ValueError("the model has no bias parameters to train")
+    for name in train:
+        model.get_submodule(name).requires_grad_(True)
+    return model
 
 
 def count_trainable(model: nn.Module) -> tuple[int, int]:
