@@ -44,6 +44,7 @@ __all__ = [
     "TransformerClassifier",
     "EncoderDecoder",
     "TransformerBody",
+    "BertLMHead",
     "init_weights",
     "set_sdpa",
 ]
@@ -61,6 +62,8 @@ class TransformerConfig:
     n_classes / pooling ("mean" over real tokens, or "cls" = position 0):
         used by :class:`TransformerClassifier` only.
     n_dec_layers: decoder depth of :class:`EncoderDecoder` (None -> n_layers).
+    mlm_head: "linear" (the LM head is one linear layer, tied to the token embeddings) or "bert"
+        (BERT's head: dense, GELU and LayerNorm before that layer; :class:`TransformerLM` only).
     """
 
     vocab_size: int
@@ -76,6 +79,7 @@ class TransformerConfig:
     n_classes: int = 0
     pooling: str = "mean"
     n_dec_layers: int | None = None
+    mlm_head: str = "linear"
 
     def __post_init__(self):
         check_sizes(self, {"vocab_size": 1, "max_len": 1, "d_model": 1, "n_layers": 0, "n_heads": 1,
@@ -89,6 +93,8 @@ class TransformerConfig:
             raise ValueError("n_layers must be >= 0 and max_len >= 1")
         if self.pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
+        if self.mlm_head not in ("linear", "bert"):
+            raise ValueError(f"mlm_head must be 'linear' or 'bert', got {self.mlm_head!r}")
         if not 0 <= self.pad_id < self.vocab_size:
             raise ValueError(f"pad_id={self.pad_id} outside vocabulary")
 
@@ -251,6 +257,21 @@ def _blocks_flops(c: TransformerConfig, n_params_blocks: int, n_layers: int, T: 
     return 2 * n_params_blocks + 2 * n_layers * T * c.d_model
 
 
+class BertLMHead(nn.Module):
+    """BERT's masked-LM head (Devlin et al. 2019): h (..., D) -> dense -> GELU -> LayerNorm ->
+    logits (..., V) with `weight` (V, D) (tied to the token embeddings) and `bias` (V,)."""
+
+    def __init__(self, d_model: int, vocab_size: int):
+        super().__init__()
+        self.dense = nn.Linear(d_model, d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.weight = nn.Parameter(torch.randn(vocab_size, d_model) * 0.02)
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+
+    def forward(self, h):
+        return F.linear(self.norm(F.gelu(self.dense(h))), self.weight, self.bias)
+
+
 # --------------------------------------------------------------------- models
 @register
 class TransformerLM(nn.Module):
@@ -268,7 +289,8 @@ class TransformerLM(nn.Module):
         super().__init__()
         self.config = config
         self.body = TransformerBody(config, config.causal, config.n_layers)
-        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=True)
+        self.lm_head = (nn.Linear(config.d_model, config.vocab_size, bias=True) if config.mlm_head == "linear"
+                        else BertLMHead(config.d_model, config.vocab_size))
         init_weights(self)
         if config.tie_weights:
             self.lm_head.weight = self.body.tok_emb.weight
@@ -306,7 +328,7 @@ class TransformerLM(nn.Module):
         training (forward + backward) = 3x forward."""
         c = self.config
         f = _blocks_flops(c, self.num_params(non_embedding=True), c.n_layers, seq_len or c.max_len)
-        f += 2 * c.d_model * c.vocab_size
+        f += 2 * c.d_model * c.vocab_size + (2 * c.d_model ** 2 if c.mlm_head == "bert" else 0)
         return float(3 * f if training else f)
 
     @torch.no_grad()
