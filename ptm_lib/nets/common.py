@@ -24,7 +24,8 @@ def check_ids(ids, vocab_size: int, attention_mask=None, max_len: int | None = N
     if max_len is not None and T > max_len:
         raise ValueError(f"sequence length {T} > max_len {max_len}; truncate (encode_batch(max_len=...)) "
                          "or build the model with a larger max_len")
-    if ids.device.type == "cpu" and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+    tracing = torch.compiler.is_compiling()   # torch.export / torch.compile: no data-dependent checks
+    if ids.device.type == "cpu" and not tracing and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
         raise ValueError(f"token ids must be in [0, {vocab_size}), found [{int(ids.min())}, {int(ids.max())}]: "
                          "was the text encoded with this model's tokenizer?")
     return as_bool_mask(attention_mask, (B, T))

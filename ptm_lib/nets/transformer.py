@@ -402,7 +402,8 @@ class TransformerClassifier(nn.Module):
         """(B, T) -> pooled sentence vectors (B, D)."""
         if attention_mask is not None:
             attention_mask = self.body.check_inputs(ids, attention_mask)
-            ids, attention_mask = trim_padding(ids, attention_mask)
+            if not torch.compiler.is_compiling():   # a data-dependent shape: skipped by torch.export (same outputs)
+                ids, attention_mask = trim_padding(ids, attention_mask)
         return self.pool(self.body(ids, attention_mask), attention_mask)
 
     def forward(self, ids, attention_mask=None):
