@@ -149,13 +149,17 @@ def prune_global(model: nn.Module, sparsity: float) -> nn.Module:
     """Global unstructured L1 pruning (Han et al. 2015), in place: the `sparsity` fraction of all
     Linear weights with the smallest |w|, pooled over layers, are set to zero by a mask
     (``torch.nn.utils.prune.global_unstructured``). The mask stays while you fine-tune (pruned
-    weights stay zero); `remove_pruning` makes it permanent. Returns `model`."""
+    weights stay zero); `remove_pruning` makes it permanent. Returns `model`.
+
+    `sparsity` is the total fraction, also when `model` is already pruned (iterative pruning:
+    50 %, then 80 %, ...): its zeros have the smallest magnitude and are pruned again first."""
     _check_module(model)
     if not isinstance(sparsity, (int, float)) or not 0 <= sparsity < 1:
         raise ValueError(f"sparsity must be a fraction in [0, 1), got {sparsity!r}")
     params = linear_weights(model)
     if not params:
         raise ValueError("model has no nn.Linear layers to prune")
+    remove_pruning(model)       # pruned again (iterative pruning): the zeros are the smallest |w|, so they stay pruned
     prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=float(sparsity))
     return model
 
