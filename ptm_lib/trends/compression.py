@@ -50,33 +50,44 @@ def serialized_mb(model: nn.Module) -> float:
 
 
 def sparse_serialized_mb(model: nn.Module) -> float:
-    """MB of the state dict with every 2-D weight stored sparse (CSR: the non-zero values, their
-    column indices (int64) and row pointers), other tensors dense. Smaller than `serialized_mb` only
-    when fewer than about a third of the weights are left (each kept value costs 4 + 8 bytes)."""
+    """MB of the state dict with each 2-D weight stored in CSR when that is smaller, dense otherwise.
+    CSR (what scipy.sparse does) keeps the non-zero values (float32), their column indices and the
+    row pointers (int32): 4 + 4 bytes per kept value, so it wins only for layers with less than
+    half of their weights left."""
     _check_module(model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")         # "Sparse CSR tensor support is in beta state"
-        state = {k: (v.to_sparse_csr() if v.dim() == 2 and v.is_floating_point() else v)
-                 for k, v in model.state_dict().items()}
+    state = {}
+    for k, v in model.state_dict().items():
+        if v.dim() == 2 and v.is_floating_point() and 2 * int((v != 0).sum()) < v.numel():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")         # "Sparse CSR tensor support is in beta state"
+                csr = v.to_sparse_csr()
+            state[k] = {"values": csr.values().clone(), "col": csr.col_indices().to(torch.int32),
+                        "row_ptr": csr.crow_indices().to(torch.int32), "shape": tuple(v.shape)}
+        else:
+            state[k] = v
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.tell() / 1e6
 
 
-def quantize_int8(model: nn.Module, embeddings: bool = True) -> nn.Module:
+def quantize_int8(model: nn.Module, embeddings: bool = True, per_channel: bool = True) -> nn.Module:
     """A dynamically quantised *copy* of `model` (the original is untouched), for CPU inference.
 
-    Every ``nn.Linear`` gets int8 weights (per-tensor scale) and quantises its input on the fly at
-    each call (``default_dynamic_qconfig``: the int8 matmul runs on fbgemm/x86 kernels); with
-    `embeddings`, every ``nn.Embedding`` also stores int8 weights with one scale and offset per row
-    (``float_qparams_weight_only_qconfig``) and returns float rows. Uses
-    ``torch.ao.quantization.quantize_dynamic`` (eager mode; PyTorch deprecates it in favour of
-    torchao, which this course does not install: its deprecation warning is silenced here).
+    Every ``nn.Linear`` gets int8 weights and quantises its input on the fly at each call (the
+    int8 matmul runs on fbgemm/x86 kernels): with `per_channel`, one scale per output row of the
+    weight (``per_channel_dynamic_qconfig``), else one scale for the whole matrix
+    (``default_dynamic_qconfig``). With `embeddings`, every ``nn.Embedding`` also stores int8
+    weights with one scale and offset per row (``float_qparams_weight_only_qconfig``) and returns
+    float rows. Uses ``torch.ao.quantization.quantize_dynamic`` (eager mode; PyTorch deprecates it
+    in favour of torchao, which this course does not install: its deprecation warning is silenced).
     """
     _check_module(model)
-    from torch.ao.quantization import default_dynamic_qconfig, float_qparams_weight_only_qconfig, quantize_dynamic
+    if isinstance(model, (nn.Linear, nn.Embedding)):        # quantize_dynamic swaps children, never the root
+        return quantize_int8(nn.Sequential(model), embeddings, per_channel)[0]
+    from torch.ao.quantization import (default_dynamic_qconfig, float_qparams_weight_only_qconfig,
+                                       per_channel_dynamic_qconfig, quantize_dynamic)
 
-    spec = {nn.Linear: default_dynamic_qconfig}
+    spec = {nn.Linear: per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig}
     if embeddings:
         spec[nn.Embedding] = float_qparams_weight_only_qconfig
     with warnings.catch_warnings():
