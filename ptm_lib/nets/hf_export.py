@@ -104,3 +104,21 @@ def export_transformers(model: TransformerLM, folder: str | Path) -> Path:
         raise FileExistsError(f"{folder} is not empty; choose a new folder (nothing is overwritten)")
     to_transformers(model).save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def tokenizer_to_transformers(tokenizer):
+    """The course's `WordTokenizer` as a `transformers.PreTrainedTokenizerFast` with the same ids:
+    a word-level `tokenizers` model on the same vocabulary, split on whitespace, "[CLS]" first.
+    With it, `transformers`' own tools (pipelines, `save_pretrained`) run on exported models."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    from ..text.tokenizer import CLS, MASK, PAD, SEP, UNK
+
+    vocab = {word: i for i, word in enumerate(tokenizer.vocab)}
+    core = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    core.post_processor = processors.TemplateProcessing(single=f"{CLS} $A", pair=f"{CLS} $A {SEP} $B",
+                                                        special_tokens=[(CLS, vocab[CLS]), (SEP, vocab[SEP])])
+    return PreTrainedTokenizerFast(tokenizer_object=core, unk_token=UNK, pad_token=PAD, cls_token=CLS,
+                                   sep_token=SEP, mask_token=MASK)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +37,16 @@ def export_onnx(model: nn.Module, path: str | Path, example: tuple[torch.Tensor,
     dims = {0: "batch", 1: "time"}
     was_training = model.training
     model.eval()
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
     try:
-        with contextlib.redirect_stdout(io.StringIO()):   # the exporter prints its progress
+        quiet.setLevel(logging.ERROR)                      # notes about torchvision ops this model has none of
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():   # progress and tracing notes
+            warnings.simplefilter("ignore", (UserWarning, FutureWarning))
             torch.onnx.export(model, example, str(path), input_names=["ids", "attention_mask"],
                               output_names=["logits"], dynamic_shapes=(dims, dims), dynamo=True, verbose=False)
     finally:
+        quiet.setLevel(level)
         model.train(was_training)
     return path
 
