@@ -1,6 +1,6 @@
 """CLIP-style multimodal pretraining on the 8x8 digits: images and captions in one space.
 
-    describe(X)                     attributes read from the pixels: ink, height, slant (N,) each
+    describe(X)                     attributes read from the pixels: ink, size, slant (N,) each
     make_captions(X, y, seed)       one caption per image from its label and attributes (seeded templates)
     clip_loss(img, txt, scale)      CLIP's symmetric InfoNCE on a batch of pairs; clip_loss_reference checks it
     FrozenTextTower                 LiT: a frozen pretrained sentence encoder (MiniLM) + a learned projection
@@ -47,7 +47,7 @@ NEW_WORDING = ("a picture of the number {word}", "an image showing a {word}", "t
 NUMERALS = ("{digit}", "the number {digit}", "a picture of a {digit}")
 
 STROKE = ("thin", "medium", "thick")
-SIZE = ("small", "medium-sized", "tall")
+SIZE = ("small", "medium-sized", "large")
 SLANT = ("leaning left", "upright", "leaning right")
 
 
@@ -63,7 +63,9 @@ def describe(X: torch.Tensor) -> dict[str, np.ndarray]:
     """Attributes of each digit, read from the pixels: X (N, 64) in [0, 1] -> dict of (N,) arrays.
 
     ink    mean pixel value (thick strokes have more ink)
-    height rows spanned by the pixels above 0.25 (the digit's size)
+    size   radius of gyration in pixels: the ink-weighted root-mean-square distance of the pixels
+           from the ink's centre (a digit spread over the box is large; most span all 8 rows,
+           so the height would not tell them apart)
     slant  ink-weighted regression slope of column on row, d(col)/d(row): > 0 means the top
            leans right (rows grow downwards)
     """
@@ -75,11 +77,8 @@ def describe(X: torch.Tensor) -> dict[str, np.ndarray]:
     c_mean = (img * cols).sum((1, 2)) / mass
     cov = (img * (rows - r_mean.view(-1, 1, 1)) * (cols - c_mean.view(-1, 1, 1))).sum((1, 2)) / mass
     var = (img * (rows - r_mean.view(-1, 1, 1)) ** 2).sum((1, 2)) / mass
-    inked = (img > 0.25).any(2)                                   # (N, 8): rows with ink
-    first = inked.float().argmax(1)
-    last = 7 - inked.flip(1).float().argmax(1)
-    height = torch.where(inked.any(1), last - first + 1, torch.zeros_like(first))
-    return {"ink": img.mean((1, 2)).numpy(), "height": height.float().numpy(),
+    var_c = (img * (cols - c_mean.view(-1, 1, 1)) ** 2).sum((1, 2)) / mass
+    return {"ink": img.mean((1, 2)).numpy(), "size": (var + var_c).sqrt().numpy(),
             "slant": (-cov / var.clamp(min=1e-6)).numpy()}
 
 
@@ -92,9 +91,9 @@ def attribute_words(X: torch.Tensor, thresholds: dict | None = None) -> list[dic
     """One dict per image: the stroke / size / slant words of its tercile (thresholds from X if None)."""
     thresholds = thresholds or attribute_thresholds(X)
     att = describe(X)
-    bins = {k: np.digitize(att[k], thresholds[k]) for k in ("ink", "height", "slant")}
+    bins = {k: np.digitize(att[k], thresholds[k]) for k in ("ink", "size", "slant")}
     return [{"stroke": STROKE[s], "size": SIZE[h], "slant": SLANT[t]}
-            for s, h, t in zip(bins["ink"], bins["height"], bins["slant"])]
+            for s, h, t in zip(bins["ink"], bins["size"], bins["slant"])]
 
 
 def make_captions(X: torch.Tensor, y, seed: int = 0, *, templates=CAPTION_TEMPLATES,
