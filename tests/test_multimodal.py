@@ -115,3 +115,16 @@ def test_recall_at_k_and_its_chance():
     assert mm.caption_match(["a", "b", "a"]).tolist() == [[True, False, True], [False, True, False], [True, False, True]]
     with pytest.raises(ValueError, match="k must"):
         mm.recall_at_k(sim, match, 4)
+
+
+def test_clip_init_depends_on_its_seed_only():
+    tower = mm.BagOfWordsTower(["a one"], dim=8)
+    torch.manual_seed(1)
+    a = mm.CLIP(tower, dim=8, width=4, seed=5)
+    after = torch.rand(1)
+    torch.manual_seed(2)
+    b = mm.CLIP(tower, dim=8, width=4, seed=5)
+    assert all(torch.equal(p, q) for p, q in zip(a.image.parameters(), b.image.parameters()))
+    torch.manual_seed(1)
+    assert torch.equal(torch.rand(1), after)                          # the global generator was not reset
+    assert a.logit_scale.item() == pytest.approx(1 / 0.07, rel=1e-5)

@@ -214,13 +214,15 @@ class BagOfWordsTower(nn.Module):
 
 
 class CLIP(nn.Module):
-    """An image tower (the course's ResNet with a projection head to `dim`), a text tower giving
-    (N, dim), and CLIP's learned temperature: logit_scale = exp(t), initialised to 1/0.07, capped at 100."""
+    """An image tower (the course's ResNet with a projection head to `dim`, initialised from `seed`
+    without touching the global random state), a text tower giving (N, dim), and CLIP's learned
+    temperature: logit_scale = exp(t), initialised to 1/0.07, capped at 100."""
 
     def __init__(self, text_tower: nn.Module, dim: int = 64, width: int = 16, seed: int = 0):
         super().__init__()
-        torch.manual_seed(seed)
-        self.image = ResNet(ResNetConfig(width=width, blocks=(1, 1), n_classes=0, proj_dim=dim))
+        with torch.random.fork_rng(devices=[]):            # the image tower's init depends on `seed` only
+            torch.manual_seed(seed)
+            self.image = ResNet(ResNetConfig(width=width, blocks=(1, 1), n_classes=0, proj_dim=dim))
         self.text = text_tower
         self.log_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
