@@ -12,7 +12,7 @@ LAB_ARGS ?=
 # e.g. PyTorch's CPU-only index on a machine without an NVIDIA GPU (see README, "GPUs and other machines").
 TORCH_INDEX ?=
 
-.PHONY: lab test smoke course execute pretrain lock venv clean
+.PHONY: lab test smoke course execute pretrain site lock venv clean
 
 venv: $(STAMP)
 
@@ -48,6 +48,10 @@ course: $(STAMP)
 ## Re-execute notebooks in full mode and commit-ready outputs into notebooks/ (in place).
 execute: $(STAMP)
 	$(PY) -m ptm_lib.course execute $(NOTEBOOKS)
+
+## A static HTML site of the executed course in build/site/ (from the committed notebooks; nothing is trained).
+site: $(STAMP)
+	$(PY) tools/build_site.py build/site
 
 ## Re-create the pretrained checkpoints shipped in data/ (a few CPU-minutes; see data/README.md).
 pretrain: $(STAMP)

@@ -1,0 +1,45 @@
+"""`make site`: a static HTML page per executed chapter, with its figures and the navigation."""
+import re
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from ptm_lib import course
+from ptm_lib.report import repo_root
+
+ROOT = repo_root()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site")
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "build_site.py"), str(out)], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_every_chapter_has_a_page_with_its_figures_and_navigation(site):
+    for nb_path in course.list_notebooks():
+        page = (site / f"{nb_path.stem}.html").read_text(encoding="utf-8")
+        nb = nbformat.read(nb_path, as_version=4)
+        figures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+        assert len(re.findall(r'<img[^>]+src="data:image/png', page)) >= figures, nb_path.stem
+        assert 'href="index.html"' in page and 'href="glossary.html"' in page and 'href="errata.html"' in page
+        assert ".ipynb\"" not in re.sub(r'href="https?://[^"]*"', "", page) or nb_path.stem == "00_start_here"
+
+
+def test_index_links_every_chapter_and_the_appendices(site):
+    index = (site / "index.html").read_text(encoding="utf-8")
+    for nb_path in course.list_notebooks():
+        assert f"href='{nb_path.stem}.html'" in index
+    for name in ("glossary", "errata"):
+        text = (site / f"{name}.html").read_text(encoding="utf-8")
+        assert "<table>" in text and 'href="07_tools.html"' in text
+
+
+def test_mermaid_diagrams_are_marked_for_rendering(site):
+    page = (site / "02_concepts.html").read_text(encoding="utf-8")
+    assert '<pre class="mermaid">' in page and "mermaid" in page.split("</head>")[0] + page
