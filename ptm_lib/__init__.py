@@ -9,6 +9,7 @@ One module per concern:
     text/       a synthetic language, its tokenizer, tasks, pretraining objectives, fine-tuning
     train       fit, lr_factor, warmup_schedule, History, classification_loss, NonFiniteLossError
     evaluate    predict, accuracy, confusion, per_class_accuracy (any model, tensor or (ids, mask) inputs)
+    recipe      the fine-tuning recipe: Recipe, with_new_head, finetune (early stopping), evaluate
     checkpoint  save_checkpoint, load_checkpoint (safetensors + JSON, never pickle); save_state, load_state
     report      Report (numbers and claims -> build/results/<notebook>.json), is_smoke
     viz         LivePlot, history_figure, experiment_panel, show_source
@@ -35,7 +36,7 @@ from .vision.digits import load_digits
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("device", "seeding", "data", "vision", "nets", "text", "train", "evaluate", "checkpoint",
+_SUBMODULES = ("device", "seeding", "data", "vision", "nets", "text", "train", "evaluate", "recipe", "checkpoint",
                "report", "viz", "exercises", "course", "offline")
 
 if "ipykernel" in sys.modules:  # in a notebook, viz registers how bare matplotlib Figures are shown

@@ -65,7 +65,8 @@ CHAPTERS = [  # (essay section, notebook stem, what the lesson does)
     ("§8 Challenges: privacy", "08e_privacy", "membership inference, and DP-SGD with Opacus at several epsilons"),
     ("§8 Challenges: interpretability", "08f_interpretability", "attention maps, integrated gradients with Captum, probes per layer"),
     ("§8 Challenges: compute", "08g_compute", "FLOPs, a scaling law, accumulation, checkpointing, torchrun DDP"),
-    ("§9 FAQ", "09_faq", "the essay's questions answered with experiments"),
+    ("§9 FAQ", "09_faq", "the fine-tuning recipe as one API; the essay's and learners' questions answered by experiments"),
+    ("Appendix", "10_errata", "every error the course found in the essay, with its evidence; quick checks re-run live"),
 ]
 
 

@@ -152,7 +152,7 @@ def fit(model: nn.Module, loss_fn, loader, *, steps: int | None = None, epochs: 
         scheduler=None, grad_clip: float | None = None, eval_fn=None, eval_every: int | None = None,
         device: torch.device | str | None = None, progress: bool = True, live: bool | None = None,
         out=None, title: str = "", history: History | None = None, checkpoint=None,
-        checkpoint_every: int | None = None, resume: bool = False, generators=()) -> History:
+        checkpoint_every: int | None = None, resume: bool = False, generators=(), should_stop=None) -> History:
     """Train `model` in place on `device` and return its History; the model is left in eval mode.
 
     loss_fn:   callable (model, batch) -> scalar loss tensor.
@@ -173,6 +173,8 @@ def fit(model: nn.Module, loss_fn, loader, *, steps: int | None = None, epochs: 
                never been interrupted.
     generators: other torch.Generators the loss draws from (pretraining's masking generator):
                their states are checkpointed too.
+    should_stop: callable (history) -> bool, asked after every evaluation: True ends training there
+               (early stopping; `ptm_lib.recipe.finetune` uses it).
     """
     if steps is None:
         steps = _steps_in(loader, epochs)
@@ -212,7 +214,7 @@ def fit(model: nn.Module, loss_fn, loader, *, steps: int | None = None, epochs: 
 
     model.train()
     bar = _progress_bar(steps, title or "training", enabled=progress, initial=done)
-    i = done
+    i, stopped = done, False
     try:
         for i in range(done + 1, steps + 1):
             epoch, batch = batches.next()
@@ -239,14 +241,19 @@ def fit(model: nn.Module, loss_fn, loader, *, steps: int | None = None, epochs: 
             history.loss.append(value)
             if eval_every and i % eval_every == 0 and i != steps:
                 evaluate(step)
+                if should_stop is not None and should_stop(history):
+                    stopped = True
             if checkpoint_every and i % checkpoint_every == 0 and i != steps:
                 save()
             bar.update(1)
             bar.set_postfix(loss=f"{value:.4f}", refresh=False)
             if plot:
                 plot.update(history)
+            if stopped:
+                break
         if done < steps:
-            evaluate(start_step + steps)
+            if not stopped:
+                evaluate(start_step + steps)
             if checkpoint is not None:
                 save()
     finally:

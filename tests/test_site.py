@@ -43,3 +43,20 @@ def test_index_links_every_chapter_and_the_appendices(site):
 def test_mermaid_diagrams_are_marked_for_rendering(site):
     page = (site / "02_concepts.html").read_text(encoding="utf-8")
     assert '<pre class="mermaid">' in page and "mermaid" in page.split("</head>")[0] + page
+
+
+def test_every_chapter_links_its_glossary_terms():
+    sys.path.insert(0, str(ROOT / "tools"))
+    import glossary_links
+
+    terms = glossary_links.glossary_terms()
+    assert len(terms) >= 40 and all(zh for _, zh, _ in terms)
+    named = {c for _, _, chapters in terms for c in chapters}
+    stems = {glossary_links.chapter_id(p.stem) for p in course.list_notebooks()}
+    assert named <= stems, f"the glossary names chapters that do not exist: {sorted(named - stems)}"
+    for nb_path in course.list_notebooks():
+        first = nbformat.read(nb_path, as_version=4).cells[0].source
+        line = glossary_links.terms_line(nb_path.stem, terms)
+        if line:
+            assert first.rstrip().endswith(line), f"{nb_path.name}: run python tools/glossary_links.py"
+    assert glossary_links.main(["--check"]) == 0

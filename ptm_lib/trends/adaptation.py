@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from .. import recipe
 from ..evaluate import accuracy
 from ..train import check_positive, fit, warmup_schedule
 from ..text.finetune import text_classification_loss
@@ -168,22 +169,12 @@ def param_groups(model: nn.Module, lr: float, llrd: float = 1.0, head_lr_factor:
     The head gets lr * head_lr_factor; the last block lr, the one below lr * llrd, ..., the
     embeddings lr * llrd ** n_layers (the final LayerNorm goes with the last block). llrd = 1: one
     rate for the whole body. Only trainable parameters are included; empty groups are dropped.
+    (Chapter 9's fine-tuning recipe uses the same function: `ptm_lib.recipe.param_groups`.)
     """
     check_positive(lr=lr, head_lr_factor=head_lr_factor)
     if not 0.0 < llrd <= 1.0:
         raise ValueError(f"llrd must be in (0, 1], got {llrd!r}")
-    body = model.body
-    n = len(body.blocks)
-    layers = [(lr * head_lr_factor, model.head.parameters()),
-              (lr, [*body.blocks[-1].parameters(), *body.ln_f.parameters()] if n else body.ln_f.parameters())]
-    layers += [(lr * llrd ** (n - 1 - i), body.blocks[i].parameters()) for i in range(n - 2, -1, -1)]
-    layers += [(lr * llrd ** n, [*body.tok_emb.parameters(), *body.pos_emb.parameters()])]
-    groups = []
-    for group_lr, params in layers:
-        params = [p for p in params if p.requires_grad]
-        if params:
-            groups.append({"params": params, "lr": group_lr})
-    return groups
+    return recipe.param_groups(model, lr, layer_decay=llrd, head_lr=lr * head_lr_factor)
 
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.01) -> torch.optim.Optimizer:
