@@ -175,8 +175,10 @@ def lab(tmp_path_factory):
     for folder in jupyter.values():
         folder.mkdir()
     _write_settings(jupyter["settings"])
-    (jupyter["config"] / "jupyter_server_config.json").write_text(json.dumps({"LabApp": {
-        "news_url": None, "check_for_updates_class": "jupyterlab.handlers.announcements.NeverCheckForUpdate"}}))
+    # no news or update checks; no language-server lookup (jupyter_lsp runs npm, which logs into $HOME)
+    (jupyter["config"] / "jupyter_server_config.json").write_text(json.dumps({
+        "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.handlers.announcements.NeverCheckForUpdate"},
+        "ServerApp": {"jpserver_extensions": {"jupyter_lsp": False}}}))
     env = dict(os.environ, PTM_SMOKE="1", OMP_NUM_THREADS="1", TQDM_DISABLE="1",
                PTM_RESULTS_DIR=str(jupyter["results"]),
                JUPYTER_CONFIG_DIR=str(jupyter["config"]), JUPYTER_DATA_DIR=str(jupyter["data"]),
@@ -215,11 +217,14 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(lab):
+def browser(lab, tmp_path_factory):
+    """Headless Chromium (a fresh profile; its home, for the files it keeps there, is temporary too)."""
     from playwright.sync_api import sync_playwright
 
+    home = tmp_path_factory.mktemp("chromium-home")
+    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"))
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        chromium = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS, env=env)
         yield chromium
         chromium.close()
 
