@@ -12,7 +12,7 @@ LAB_ARGS ?=
 # e.g. PyTorch's CPU-only index on a machine without an NVIDIA GPU (see README, "GPUs and other machines").
 TORCH_INDEX ?=
 
-.PHONY: lab test smoke course execute pretrain site lock venv clean
+.PHONY: lab test browser smoke course execute pretrain site lock venv clean
 
 venv: $(STAMP)
 
@@ -36,6 +36,12 @@ test: $(STAMP)
 	PTM_SMOKE=1 TQDM_DISABLE=1 OMP_NUM_THREADS=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=300 -p no:cacheprovider -q \
 		-n 2 --dist loadfile
+
+## The browser test alone (part of `make test`): one widget per chapter in JupyterLab in headless
+## Chromium. Installs Debian's chromium with apt-get first when it is missing (as root, or sudo).
+browser: $(STAMP)
+	tools/install_chromium.sh
+	PTM_SMOKE=1 TQDM_DISABLE=1 OMP_NUM_THREADS=1 $(PY) -m pytest tests/test_browser.py -p no:cacheprovider -q
 
 ## Run all notebooks (or NOTEBOOKS="...") headless, smoke mode: seconds each.
 smoke: $(STAMP)

@@ -106,7 +106,7 @@ def test_ci_runs_make_test_then_the_whole_course_in_full_mode():
     script = (ROOT / ".ci" / "run").read_text()
     commands = [ln for ln in script.splitlines() if ln.strip() and not ln.startswith("#")
                 and not ln.startswith(("set ", "cd "))]
-    assert commands == ["make test", "make course"]
+    assert commands == ["tools/install_chromium.sh", "make test", "make course"]  # Chromium: the browser test
     assert "set -euo pipefail" in script, ".ci/run must stop and fail when `make test` fails"
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile.split("\ncourse:", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
