@@ -79,6 +79,7 @@ PANELS = [
     Panel("05_essay_code_fixed", "experiment_panel(pretraining_knobs", "labels/topic", "Pretrain + fine-tune"),
     Panel("06b_vision", "experiment_panel(show_views", "strength", None),
     Panel("08b_adaptation", "experiment_panel(live_run", "log10 lr", "Run"),                  # the loss curve
+    Panel("09_faq", "experiment_panel(try_recipe", "log10 lr", "Run"),                        # the recipe's curves
 ]
 
 
