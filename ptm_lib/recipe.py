@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from .data import check_labels
-from .evaluate import _as_tuple, predict
+from .evaluate import _as_tuple, per_class_accuracy, predict
 from .train import History, check_positive, fit, warmup_schedule
 
 __all__ = ["Recipe", "Finetuned", "with_new_head", "layer_groups", "set_trainable", "param_groups",
@@ -293,21 +293,18 @@ def evaluate(model: nn.Module, split, batch_size: int = 1024) -> dict:
     """Scores of `model` on an (inputs, labels) split: accuracy, balanced_accuracy (the mean of the
     per-class recalls), macro_f1, per_class_recall (a list, one per class of the head) and loss (mean
     cross-entropy); every value in [0, 1] but the loss."""
+    from sklearn.metrics import f1_score
+
     inputs, y = _check_split(split, "split")
     logits = predict(model, inputs, batch_size)
     n_classes = logits.shape[-1]
     check_labels(y, n_classes, n=len(y))
-    y = y.cpu().long()
-    pred = logits.argmax(-1)
-    present = torch.bincount(y, minlength=n_classes) > 0
-    tp = torch.bincount(y[pred == y], minlength=n_classes).float()
-    support = torch.bincount(y, minlength=n_classes).float()
-    predicted = torch.bincount(pred, minlength=n_classes).float()
-    recall = tp / support.clamp(min=1)
-    f1 = 2 * tp / (support + predicted).clamp(min=1)
-    return {"accuracy": (pred == y).float().mean().item(),
-            "balanced_accuracy": recall[present].mean().item(),
-            "macro_f1": f1[present].mean().item(),
+    y, pred = y.cpu().long().numpy(), logits.argmax(-1).numpy()
+    recall = per_class_accuracy(y, pred, n_classes)
+    present = np.unique(y)
+    return {"accuracy": float((pred == y).mean()),
+            "balanced_accuracy": float(recall[present].mean()),
+            "macro_f1": float(f1_score(y, pred, labels=present, average="macro", zero_division=0)),
             "per_class_recall": recall.tolist(),
-            "loss": F.cross_entropy(logits, y).item()}
+            "loss": F.cross_entropy(logits, torch.as_tensor(y)).item()}
 
