@@ -236,6 +236,8 @@ class TransformerBody(nn.Module):
         """Yield (name, tensor) for every stage: token and position embeddings, each block's
         output, the final LayerNorm (the contextual vectors H, (B, T, D))."""
         mask = self.check_inputs(ids, attention_mask)
+        if mask is not None and not torch.compiler.is_compiling() and bool(mask.all()):
+            mask = None          # no padding: attend without a mask (SDPA's fast kernels), the same outputs
         tok = self.tok_emb(ids)
         yield "token embeddings W_E[x]", tok
         pos = self.pos_emb(torch.arange(ids.shape[1], device=ids.device))
