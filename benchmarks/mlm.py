@@ -13,7 +13,8 @@ ways to train (VARIANTS):
   ``ptm_lib.nets.hf_export``), eager attention, logits everywhere.
 
 The variants are timed interleaved (A B C D A B C D ...) and each figure is a median, so a slow spell
-of a shared machine hits them alike. Before timing, ``equal_loss`` checks that ``ptm_lib`` and
+of a shared machine hits them alike; the CPU time of the process is recorded too (less inflated by
+other jobs than the wall time). Before timing, ``equal_loss`` checks that ``ptm_lib`` and
 ``MegatronBertForMaskedLM`` compute the same loss on the same weights, also after one optimizer step.
 FLOPs are counted by ``torch.utils.flop_counter`` for one step of each variant (matmuls and attention,
 forward and backward) and divided by the measured matmul peak: the model FLOP utilisation (MFU).
@@ -158,21 +159,24 @@ def synchronize(device) -> None:
 
 
 def interleaved_seconds(steps: dict, rounds: int, repeats: int, warmup: int = 1,
-                        device="cpu") -> dict[str, float]:
-    """{name: median seconds per call}, timed in rounds A B C ... A B C ... after `warmup` calls each."""
+                        device="cpu") -> dict[str, dict[str, float]]:
+    """{name: {"wall": median seconds per call, "cpu": median CPU seconds of this process per call}},
+    timed in rounds A B C ... A B C ... after `warmup` calls each. On a shared machine the wall time
+    grows with the other jobs' load; the CPU time (all threads of this process) much less."""
     for step in steps.values():
         for _ in range(warmup):
             step()
-    times = {name: [] for name in steps}
+    times = {name: {"wall": [], "cpu": []} for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():
             for _ in range(repeats):
                 synchronize(device)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 step()
                 synchronize(device)
-                times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
+                times[name]["wall"].append(time.perf_counter() - t0)
+                times[name]["cpu"].append(time.process_time() - c0)
+    return {name: {clock: statistics.median(t) for clock, t in clocks.items()} for name, clocks in times.items()}
 
 
 def bench_size(size: dict, peak_gflops: float, rounds: int = 5, repeats: int = 2, variants=VARIANTS,
@@ -182,12 +186,13 @@ def bench_size(size: dict, peak_gflops: float, rounds: int = 5, repeats: int = 2
     tokens = size["batch"] * size["max_len"]
     steps = {v: train_step(v, build(v, size).to(device), batch) for v in variants}
     flops = {v: counted_flops(steps[v]) for v in variants}
-    seconds = interleaved_seconds(steps, rounds, repeats, device=device)
+    timed = interleaved_seconds(steps, rounds, repeats, device=device)
     rows = {}
     for v in variants:
-        rows[v] = {"step_ms": round(1000 * seconds[v], 2), "tokens_per_s": round(tokens / seconds[v], 1),
-                   "gflop_per_step": round(flops[v] / 1e9, 3),
-                   "mfu": round(flops[v] / seconds[v] / 1e9 / peak_gflops, 3)}
+        wall, cpu = timed[v]["wall"], timed[v]["cpu"]
+        rows[v] = {"step_ms": round(1000 * wall, 2), "tokens_per_s": round(tokens / wall, 1),
+                   "cpu_ms_per_step": round(1000 * cpu, 2), "gflop_per_step": round(flops[v] / 1e9, 3),
+                   "mfu": round(flops[v] / wall / 1e9 / peak_gflops, 3)}
     formula = ptm_model(size).flops_per_token(size["max_len"], training=True)
     result = {"size": size, "device": str(device), "tokens_per_step": tokens,
               "equal_loss": equal_loss(size, device=device), "variants": rows,
@@ -196,5 +201,7 @@ def bench_size(size: dict, peak_gflops: float, rounds: int = 5, repeats: int = 2
     if "bert" in rows:
         result["speedup_vs_bert"] = {
             "equal_work": round(rows["ptm_lib_all"]["tokens_per_s"] / rows["bert"]["tokens_per_s"], 2),
-            "default": round(rows["ptm_lib"]["tokens_per_s"] / rows["bert"]["tokens_per_s"], 2)}
+            "default": round(rows["ptm_lib"]["tokens_per_s"] / rows["bert"]["tokens_per_s"], 2),
+            "equal_work_cpu_time": round(rows["bert"]["cpu_ms_per_step"] / rows["ptm_lib_all"]["cpu_ms_per_step"], 2),
+            "default_cpu_time": round(rows["bert"]["cpu_ms_per_step"] / rows["ptm_lib"]["cpu_ms_per_step"], 2)}
     return result
