@@ -12,7 +12,7 @@ LAB_ARGS ?=
 # e.g. PyTorch's CPU-only index on a machine without an NVIDIA GPU (see README, "GPUs and other machines").
 TORCH_INDEX ?=
 
-.PHONY: lab test browser smoke course execute pretrain site lock venv clean
+.PHONY: lab test browser smoke course execute pretrain site bench lock venv clean
 
 venv: $(STAMP)
 
@@ -58,6 +58,11 @@ execute: $(STAMP)
 ## A static HTML site of the executed course in build/site/ (from the committed notebooks; nothing is trained).
 site: $(STAMP)
 	$(PY) tools/build_site.py build/site
+
+## Benchmarks (under 10 min): course wall times from build/results, masked-LM training throughput of ptm_lib
+## against transformers' BERTs with FLOP utilisation, int8 inference; JSON + a Markdown table in build/bench/.
+bench: $(STAMP)
+	TQDM_DISABLE=1 $(PY) -m benchmarks --out build/bench --threads $${BENCH_THREADS:-2}
 
 ## Re-create the pretrained checkpoints shipped in data/ (a few CPU-minutes; see data/README.md).
 pretrain: $(STAMP)

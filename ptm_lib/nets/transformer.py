@@ -159,7 +159,9 @@ class SelfAttention(nn.Module):
 
     def forward(self, x, key_mask=None):
         B, T, D = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
+        # split, then (B, H, T, Dh) views: their backward is one cheap concatenation (a (3, B, H, T, Dh)
+        # permute of the whole projection costs a slow strided copy in the backward pass)
+        q, k, v = (t.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2) for t in self.qkv(x).split(D, dim=-1))
         y = _attend(q, k, v, key_mask, self.causal, self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, T, D))
 
@@ -236,6 +238,8 @@ class TransformerBody(nn.Module):
         """Yield (name, tensor) for every stage: token and position embeddings, each block's
         output, the final LayerNorm (the contextual vectors H, (B, T, D))."""
         mask = self.check_inputs(ids, attention_mask)
+        if mask is not None and not torch.compiler.is_compiling() and bool(mask.all()):
+            mask = None          # no padding: attend without a mask (SDPA's fast kernels), the same outputs
         tok = self.tok_emb(ids)
         yield "token embeddings W_E[x]", tok
         pos = self.pos_emb(torch.arange(ids.shape[1], device=ids.device))

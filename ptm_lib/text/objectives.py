@@ -74,7 +74,8 @@ def mask_tokens(ids: torch.Tensor, vocab, p: float = 0.15, *,
     ids: (B, T) long.  vocab: a ``WordTokenizer`` or an int vocab size (then
     pass ``mask_id`` and ``special_ids``).
     Returns ``(inputs, labels)``, both (B, T): labels = original id at selected
-    positions and -100 elsewhere.  ``ids`` is not modified.
+    positions and -100 elsewhere, on the device of ``ids``.  ``ids`` is not modified.  The random
+    draws are made on the ``generator``'s device (a CPU generator masks ids on a GPU alike).
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"p must be in [0, 1], got {p}")
@@ -90,14 +91,15 @@ def mask_tokens(ids: torch.Tensor, vocab, p: float = 0.15, *,
     if bool(((ids < 0) | (ids >= V)).any()):
         raise ValueError("ids contain values outside the vocabulary")
     can_mask = ~special[ids]
-    u = torch.rand(ids.shape, generator=generator, device=dev)
+    draw_on = generator.device if generator is not None else dev   # a CPU generator may mask ids on a GPU
+    u = torch.rand(ids.shape, generator=generator, device=draw_on).to(dev)
     selected = (u < p) & can_mask
     labels = torch.where(selected, ids, torch.full_like(ids, IGNORE_INDEX))
-    r = torch.rand(ids.shape, generator=generator, device=dev)
+    r = torch.rand(ids.shape, generator=generator, device=draw_on).to(dev)
     to_mask = selected & (r < mask_frac)
     to_rand = selected & (r >= mask_frac) & (r < mask_frac + random_frac)
     allowed = torch.nonzero(~special).squeeze(1)
-    rand_tok = allowed[torch.randint(len(allowed), ids.shape, generator=generator, device=dev)]
+    rand_tok = allowed[torch.randint(len(allowed), ids.shape, generator=generator, device=draw_on).to(dev)]
     inputs = ids.clone()
     inputs[to_mask] = mask_id
     inputs[to_rand] = rand_tok[to_rand]
@@ -177,7 +179,8 @@ def span_corrupt(ids: torch.Tensor, attention_mask: torch.Tensor, vocab, p: floa
     pad_id = vocab.pad_id if pad_id is None else pad_id
     mask_id = vocab.mask_id if mask_id is None else mask_id
     special = set(getattr(vocab, "special_ids", (bos_id, eos_id, pad_id, mask_id)))
-    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator,
+                             device=generator.device if generator is not None else ids.device))
     rng = random.Random(seed)
     srcs, tgts = [], []
     for row, m in zip(ids.tolist(), attention_mask.tolist()):
@@ -206,9 +209,9 @@ def span_corrupt(ids: torch.Tensor, attention_mask: torch.Tensor, vocab, p: floa
 
     def pad(seqs, value):
         L = max(1, max(len(s) for s in seqs))
-        out = torch.full((len(seqs), L), value, dtype=torch.long)
+        out = torch.full((len(seqs), L), value, dtype=torch.long, device=ids.device)
         for i, s in enumerate(seqs):
-            out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+            out[i, : len(s)] = torch.tensor(s, dtype=torch.long, device=ids.device)
         return out
 
     src = pad(srcs, pad_id)

@@ -1,0 +1,60 @@
+"""What machine the figures come from, and its measured fp32 matmul peak (the MFU denominator)."""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+
+import torch
+
+
+def machine_info(threads: int, device="cpu") -> dict:
+    """CPU, core count, torch threads, library versions, device and the load average now."""
+    try:
+        import transformers
+        hf_version = transformers.__version__
+    except ImportError:
+        hf_version = None
+    return {"cpu": _cpu_name(), "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
+            "torch": torch.__version__, "transformers": hf_version,
+            "device": f"cuda: {torch.cuda.get_device_name(device)}" if torch.device(device).type == "cuda" else "cpu",
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32 if torch.device(device).type == "cuda" else None,
+            "loadavg": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def seconds_per_call(fn, *, warmup: int = 1, repeats: int = 5, device="cpu") -> float:
+    """Median wall time of fn() in seconds (waiting for a GPU to finish)."""
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_peak_gflops(sizes=(512, 1024, 2048), repeats: int = 5, device="cpu") -> dict:
+    """fp32 GFLOP/s of square matmuls (2 n^3 FLOPs each), median of `repeats` per size; the best size
+    is the peak that MFU figures are divided by (with the current torch thread count)."""
+    g = torch.Generator().manual_seed(0)
+    per_size = {}
+    for n in sizes:
+        a, b = torch.randn(n, n, generator=g).to(device), torch.randn(n, n, generator=g).to(device)
+        per_size[n] = 2 * n ** 3 / seconds_per_call(lambda: a @ b, repeats=repeats, device=device) / 1e9
+    return {"gflops_by_size": {str(n): round(v, 1) for n, v in per_size.items()},
+            "peak_gflops": round(max(per_size.values()), 1)}
