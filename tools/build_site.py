@@ -40,7 +40,7 @@ def nav(prev: tuple[str, str] | None, nxt: tuple[str, str] | None) -> str:
 
 def link_pages(text: str) -> str:
     """Links to notebooks and docs become links to their pages."""
-    text = re.sub(r'href="(\d\d[a-z]?_[A-Za-z0-9_]+)\.ipynb', r'href="\1.html', text)
+    text = re.sub(r'href="(?:\.\./)?(?:notebooks/)?(\d\d[a-z]?_[A-Za-z0-9_]+)\.ipynb', r'href="\1.html', text)
     return re.sub(r'href="(?:\.\./)?docs/(glossary|errata)\.md', r'href="\1.html', text)
 
 
