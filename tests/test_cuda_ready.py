@@ -2,6 +2,8 @@
 inputs, never on a default device. Trick: inside `with torch.device("meta")`, a tensor made without
 `device=` lands on the meta device, and mixing it with the CPU tensors of the batch fails (or the
 result is on meta). The tests at the bottom run only on a CUDA machine (benchmarks/gpu_check.sh)."""
+import contextlib
+
 import pytest
 import torch
 
@@ -57,16 +59,24 @@ def test_span_corruption_and_the_encoder_decoder_stay_on_the_device_of_the_input
         assert loss.device == ids.device and torch.isfinite(loss)
 
 
-def test_fit_trains_on_the_device_it_is_given():
+def three_mlm_steps(device, default_device=None) -> TransformerLM:
+    """A tiny TransformerLM after three masked-LM steps of `fit` on `device` (masks from a CPU generator);
+    `fit` runs with `default_device` as torch's default (meta: a tensor made without device= lands there)."""
     ids, mask = batch()
     model, g = TransformerLM(tiny()), torch.Generator().manual_seed(0)
 
     def loss_fn(m, b):
         inputs, labels = mask_tokens(b[0], V, 0.3, mask_id=4, special_ids=SPECIAL, generator=g)
         return masked_lm_loss(m, inputs, labels, b[1])
-    with torch.device("meta"):
-        history = fit(model, loss_fn, [(ids, mask)] * 3, steps=3, device="cpu", progress=False, live=False)
-    assert len(history.loss) == 3 and all(p.device.type == "cpu" for p in model.parameters())
+    with torch.device(default_device) if default_device else contextlib.nullcontext():
+        history = fit(model, loss_fn, [(ids, mask)] * 3, steps=3, device=device, progress=False, live=False)
+    assert len(history.loss) == 3
+    return model
+
+
+def test_fit_trains_on_the_device_it_is_given():
+    model = three_mlm_steps("cpu", default_device="meta")
+    assert all(p.device.type == "cpu" for p in model.parameters())
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh)")
@@ -83,11 +93,4 @@ def test_on_cuda_masking_with_a_cpu_generator_draws_the_same_masks():
 
 @cuda
 def test_on_cuda_a_training_step_runs_on_the_gpu():
-    ids, mask = batch()
-    model, g = TransformerLM(tiny()), torch.Generator().manual_seed(0)
-
-    def loss_fn(m, b):
-        inputs, labels = mask_tokens(b[0], V, 0.3, mask_id=4, special_ids=SPECIAL, generator=g)
-        return masked_lm_loss(m, inputs, labels, b[1])
-    history = fit(model, loss_fn, [(ids, mask)] * 3, steps=3, device="cuda", progress=False, live=False)
-    assert len(history.loss) == 3 and all(p.device.type == "cuda" for p in model.parameters())
+    assert all(p.device.type == "cuda" for p in three_mlm_steps("cuda").parameters())
