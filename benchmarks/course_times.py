@@ -7,10 +7,10 @@ not rerun here (a full run takes most of an hour).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ptm_lib.course import list_notebooks
+from ptm_lib.report import load_results
 
 MODES = ("smoke", "full")
 
@@ -22,7 +22,7 @@ def course_wall_times(results_dir: str | Path) -> dict:
     rows, missing = {}, []
     for path in list_notebooks():
         row = {mode: None for mode in MODES}
-        found = _read(results_dir / f"{path.stem}.json")
+        found = load_results(path.stem, mode=None, folder=results_dir)
         if found is not None and found.get("mode") in MODES:
             row[found["mode"]] = found.get("wall_s")
             row["finished_utc"] = found.get("finished_utc")
@@ -30,10 +30,3 @@ def course_wall_times(results_dir: str | Path) -> dict:
         rows[path.stem] = row
     totals = {mode: round(sum(r[mode] for r in rows.values() if r[mode] is not None), 1) for mode in MODES}
     return {"results_dir": str(results_dir), "notebooks": rows, "missing": missing, "total_s": totals}
-
-
-def _read(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None

@@ -8,6 +8,8 @@ import time
 
 import torch
 
+from ptm_lib.trends.compute import matmul_gflops
+
 
 def machine_info(threads: int, device="cpu") -> dict:
     """CPU, core count, torch threads, library versions, device and the load average now."""
@@ -49,12 +51,9 @@ def seconds_per_call(fn, *, warmup: int = 1, repeats: int = 5, device="cpu") -> 
 
 
 def matmul_peak_gflops(sizes=(512, 1024, 2048), repeats: int = 5, device="cpu") -> dict:
-    """fp32 GFLOP/s of square matmuls (2 n^3 FLOPs each), median of `repeats` per size; the best size
-    is the peak that MFU figures are divided by (with the current torch thread count)."""
-    g = torch.Generator().manual_seed(0)
-    per_size = {}
-    for n in sizes:
-        a, b = torch.randn(n, n, generator=g).to(device), torch.randn(n, n, generator=g).to(device)
-        per_size[n] = 2 * n ** 3 / seconds_per_call(lambda: a @ b, repeats=repeats, device=device) / 1e9
+    """fp32 GFLOP/s of square matmuls (`ptm_lib.trends.compute.matmul_gflops`, the function chapter 8g
+    teaches with), per size; the best size is the peak that MFU figures are divided by (with the
+    current torch thread count)."""
+    per_size = {n: matmul_gflops(torch.float32, n=n, repeats=repeats, device=device) for n in sizes}
     return {"gflops_by_size": {str(n): round(v, 1) for n, v in per_size.items()},
             "peak_gflops": round(max(per_size.values()), 1)}

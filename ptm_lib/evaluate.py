@@ -140,12 +140,13 @@ def _as_tuple(inputs) -> tuple[torch.Tensor, ...]:
     return tensors
 
 
-def linear_probe(train, val, test, grid=(0.01, 0.1, 1.0, 10.0, 100.0)) -> dict:
+def linear_probe(train, val, test=None, grid=(0.01, 0.1, 1.0, 10.0, 100.0)) -> dict:
     """A logistic-regression probe on fixed features, its regularisation C chosen on validation.
 
     train/val/test: (X (N, D) array or sparse matrix, y (N,) ints). Fits one
     `sklearn.linear_model.LogisticRegression` per C in `grid`, keeps the one with the best validation
-    accuracy (the smallest C on ties) and scores it on test once. Returns {"C", "val", "test", "model"}.
+    accuracy (the smallest C on ties) and scores it on test once. Returns {"C", "val", "test", "model"}
+    ("test" only when `test` is given: a probe that only initialises a head needs none).
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -161,5 +162,6 @@ def linear_probe(train, val, test, grid=(0.01, 0.1, 1.0, 10.0, 100.0)) -> dict:
         val_accuracy = clf.score(*val)
         if best is None or val_accuracy > best["val"]:
             best = {"C": C, "val": val_accuracy, "model": clf}
-    best["test"] = best["model"].score(*test)
+    if test is not None:
+        best["test"] = best["model"].score(*test)
     return best

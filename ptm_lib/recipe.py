@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from .data import check_labels
 from .evaluate import _as_tuple, per_class_accuracy, predict
-from .train import History, check_positive, fit, warmup_schedule
+from .train import History, check_positive, classification_loss, fit, warmup_schedule
 
 __all__ = ["Recipe", "Finetuned", "with_new_head", "layer_groups", "set_trainable", "param_groups",
            "class_weights", "finetune", "evaluate"]
@@ -216,14 +216,6 @@ def class_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
 
 # --- step 4: train with early stopping on validation --------------------------------------------
 
-def _loss(model, batch, weight=None, label_smoothing=0.0):
-    *inputs, y = batch
-    logits = model(*inputs)
-    check_labels(y, logits.shape[-1], n=len(logits))
-    return F.cross_entropy(logits, y.long(), weight=None if weight is None else weight.to(logits.device),
-                           label_smoothing=label_smoothing)
-
-
 def _check_split(split, name: str) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
     if not (isinstance(split, (tuple, list)) and len(split) == 2):
         raise TypeError(f"{name} must be (inputs, labels), got {type(split).__name__}"
@@ -257,7 +249,7 @@ def finetune(model: nn.Module, train, val, recipe: Recipe = Recipe(), *, seed: i
                                                head_lr=recipe.head_learning_rate), weight_decay=recipe.weight_decay)
     scheduler = warmup_schedule(optimizer, warmup=int(recipe.warmup * recipe.max_steps))
     weight = class_weights(train_y, n_classes) if recipe.class_weight == "balanced" else None
-    loss_fn = functools.partial(_loss, weight=weight, label_smoothing=recipe.label_smoothing)
+    loss_fn = functools.partial(classification_loss, weight=weight, label_smoothing=recipe.label_smoothing)
 
     sign = -1.0 if recipe.metric == "loss" else 1.0       # higher is better after the sign
     history = History()

@@ -55,6 +55,23 @@ def results_dir() -> Path:
     return Path(os.environ.get("PTM_RESULTS_DIR") or repo_root() / "build" / "results")
 
 
+def load_results(notebook: str, mode: str | None = "full", folder: str | os.PathLike | None = None) -> dict | None:
+    """The latest results file of `notebook` (``<folder>/<notebook>.json``, folder defaults to
+    `results_dir()`), as a dict; None when there is none, when it cannot be read, or when it comes
+    from another `mode` ("full" or "smoke"; None accepts either). A smoke run overwrites the full
+    run's file, so a lesson that reads another chapter's measured numbers asks for mode="full"."""
+    if mode not in ("full", "smoke", None):
+        raise ValueError(f"mode must be 'full', 'smoke' or None, got {mode!r}")
+    path = Path(folder or results_dir()) / f"{notebook}.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or (mode is not None and data.get("mode") != mode):
+        return None
+    return data
+
+
 def registry_path(root: str | os.PathLike | None = None) -> Path:
     """The claims registry: <root>/notebooks/claims.toml. Without `root`: that of the course folder
     around the working directory, else the one next to this (editable) package."""

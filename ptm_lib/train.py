@@ -71,14 +71,20 @@ def to_device(batch, device: torch.device):
     return batch
 
 
-def classification_loss(model: nn.Module, batch) -> torch.Tensor:
-    """Cross-entropy of `model(x)` (B, C) against labels y (B,), with a clear error for bad labels."""
-    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-        raise TypeError(f"a batch must be (x, y), got {type(batch).__name__}")
-    x, y = batch
-    logits = model(x)
+def classification_loss(model: nn.Module, batch, weight: torch.Tensor | None = None,
+                        label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy of `model(*inputs)` (B, C) against labels y (B,), for batch = (*inputs, y):
+    (x, y) for an image or vector model, (ids, mask, y) for a text classifier. A clear error for
+    bad labels. `weight` (C,) weighs each class's loss (see `ptm_lib.recipe.class_weights`);
+    `label_smoothing` = epsilon spreads that much target mass uniformly over the C classes."""
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        raise TypeError(f"a batch must be (x, y) or (ids, mask, y): inputs then labels, got {type(batch).__name__}"
+                        f"{f' of length {len(batch)}' if isinstance(batch, (tuple, list)) else ''}")
+    *inputs, y = batch
+    logits = model(*inputs)
     check_labels(y, logits.shape[-1], n=len(logits))
-    return F.cross_entropy(logits, y.long())
+    return F.cross_entropy(logits, y.long(), weight=None if weight is None else weight.to(logits.device),
+                           label_smoothing=label_smoothing)
 
 
 def lr_factor(step: int, *, warmup: int, total: int | None = None, final: float = 0.1) -> float:

@@ -113,7 +113,7 @@ BAD = [  # (what, call, expected message)
     ("additive -inf mask", lambda: M["lm"](GOOD_IDS[:1, :2], torch.tensor([[0.0, -math.inf]])), r"additive bias"),
     ("mask p 1.5", lambda: mask_tokens(GOOD_IDS, TOK, 1.5), r"p must be in \[0, 1\]"),
     ("mlm labels of another shape", lambda: mlm_loss(torch.zeros(2, 3, V), torch.zeros(2, 4).long()), r"disagree"),
-    ("text labels outside the classes", lambda: finetune.text_classification_loss(M["clf"], (GOOD_IDS, MASK[:2],
+    ("text labels outside the classes", lambda: ptm.classification_loss(M["clf"], (GOOD_IDS, MASK[:2],
                                                                                             torch.tensor([0, 7]))),
      r"labels must be in \[0, 2\]"),
     ("unknown strategy", lambda: finetune.run_strategy("finetune-all", M["lm"], ENCODED, 1, 0), r"strategy must be one of"),

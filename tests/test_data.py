@@ -65,3 +65,22 @@ def test_fetch_checks_hash_on_download_and_on_cache_hit(tmp_path):
     dest.write_bytes(b"tampered")  # a cache hit is verified too
     with pytest.raises(ValueError, match="sha256 mismatch for .*file.bin.*delete it"):
         data.fetch(src.as_uri(), dest, digest)
+
+
+def test_length_grouped_sampler_uses_every_example_once_and_groups_lengths():
+    from ptm_lib.data import LengthGroupedSampler
+
+    lengths = torch.randint(1, 60, (203,), generator=torch.Generator().manual_seed(0))
+    sampler = LengthGroupedSampler(lengths, 16, group=4, generator=torch.Generator().manual_seed(1))
+    first, second = list(sampler), list(sampler)
+    assert len(first) == len(sampler) == 13
+    assert sorted(i for b in first for i in b) == list(range(203))        # every example once per pass
+    assert first != second                                                 # new batches every pass
+    # padding: each batch pads to its longest; grouped batches waste far less than random ones
+    waste = lambda batches: sum(int(lengths[b].max()) * len(b) - int(lengths[b].sum()) for b in batches)
+    rand = torch.randperm(203, generator=torch.Generator().manual_seed(2)).split(16)
+    assert waste(first) < 0.5 * waste([r.tolist() for r in rand])
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        LengthGroupedSampler(lengths, 0)
+    with pytest.raises(ValueError, match="lengths is empty"):
+        LengthGroupedSampler([], 4)

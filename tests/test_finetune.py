@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 import torch
 
+import ptm_lib as ptm
+
 from ptm_lib.nets.transformer import TransformerConfig, TransformerLM
 from ptm_lib.text import finetune, make_topic_task
 
@@ -103,7 +105,7 @@ def test_bad_labels_are_a_clear_error(setup):
     ids, mask, y = data.train
     model = finetune.make_classifier("full", lm, data.n_classes)
     with pytest.raises(ValueError, match=r"labels must be in \[0, 5\]"):
-        finetune.text_classification_loss(model, (ids[:4], mask[:4], torch.tensor([0, 1, 2, 6])))
+        ptm.classification_loss(model, (ids[:4], mask[:4], torch.tensor([0, 1, 2, 6])))
     with pytest.raises(ValueError, match="strategy must be one of"):
         finetune.run_strategy("magic", lm, data, 1, 0)
 
@@ -118,7 +120,7 @@ def test_label_smoothing_option_matches_torch(setup):
     logits = model(ids[:, :T], mask[:, :T])
     for eps in (0.0, 0.1):
         expected = F.cross_entropy(logits, y, label_smoothing=eps)
-        assert torch.allclose(finetune.text_classification_loss(model, (ids, mask, y), label_smoothing=eps), expected)
+        assert torch.allclose(ptm.classification_loss(model, (ids, mask, y), label_smoothing=eps), expected)
 
 
 def test_mean_features_restores_mode_and_ignores_padding(setup):
@@ -130,3 +132,10 @@ def test_mean_features_restores_mode_and_ignores_padding(setup):
     extra = torch.cat([ids, torch.zeros(len(ids), 3, dtype=torch.long)], 1)
     more_mask = torch.cat([mask, torch.zeros(len(ids), 3, dtype=torch.bool)], 1)
     assert np.allclose(f, finetune.mean_features(lm, extra, more_mask), atol=1e-5)
+
+
+def test_train_classifier_groups_by_length_and_still_learns(setup):
+    lm, data = setup
+    model = finetune.make_classifier("full", lm, data.n_classes)
+    h = finetune.train_classifier(model, data.train, steps=30, lr=3e-3, seed=0, group_by_length=True)
+    assert h.loss[-1] < h.loss[0]

@@ -10,8 +10,7 @@ from ptm_lib.evaluate import accuracy
 from ptm_lib.nets import lstm
 from ptm_lib.nets.registry import ARCHITECTURES, build
 from ptm_lib.text import SyntheticLanguage, WordTokenizer
-from ptm_lib.text.finetune import text_classification_loss
-from ptm_lib.train import fit
+from ptm_lib.train import classification_loss, fit
 
 V, B, T = 30, 3, 6
 
@@ -101,7 +100,7 @@ def test_classifier_loads_the_pretrained_encoder():
     assert not torch.equal(clf.encoder.embedding.weight, ae.encoder.embedding.weight)
     ids, mask = _batch()
     y = torch.tensor([0, 4, 2])
-    h = fit(clf, text_classification_loss, [(ids, mask, y)], steps=40, lr=1e-2, progress=False,
+    h = fit(clf, classification_loss, [(ids, mask, y)], steps=40, lr=1e-2, progress=False,
             live=False, device="cpu")
     assert h.loss[-1] < 0.5 * h.loss[0]
     assert accuracy(clf, (ids, mask), y) == 1.0

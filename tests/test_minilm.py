@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from ptm_lib.text import minilm
 
@@ -132,3 +133,13 @@ def test_embed_refuses_bad_input_clearly(loaded):
         minilm.embed(["ok", 3])
     with pytest.raises(ValueError, match="max_length"):
         minilm.embed(["ok"], max_length=1000)
+
+
+def test_classifier_features_are_what_the_head_reads():
+    clf = minilm.MiniLMClassifier(3).train()
+    ids, mask = minilm.tokenize(["numpy arrays", "plot a histogram of the data", "x"])
+    feats = clf.features(ids, mask, batch_size=2)
+    assert feats.shape == (3, 384) and clf.training and not feats.requires_grad
+    clf.eval()
+    with torch.no_grad():
+        assert torch.allclose(clf.head(feats), clf(ids, mask), atol=1e-5)

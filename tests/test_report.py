@@ -146,3 +146,19 @@ def test_registry_from_a_toml_path_and_the_course_default(tmp_path):
     default = Report("00_start_here", smoke=True, seed=0)      # notebooks/claims.toml
     for name, entry in course["00_start_here"].items():
         assert default.threshold(name) == entry["threshold"]
+
+
+def test_load_results_reads_only_the_mode_asked_for(tmp_path):
+    from ptm_lib.report import load_results
+
+    (tmp_path / "a.json").write_text('{"mode": "full", "numbers": {"x": 1}}')
+    (tmp_path / "b.json").write_text('{"mode": "smoke", "numbers": {}}')
+    (tmp_path / "c.json").write_text('not json')
+    assert load_results("a", folder=tmp_path)["numbers"] == {"x": 1}
+    assert load_results("b", folder=tmp_path) is None                  # a smoke file is not a full result
+    assert load_results("b", mode="smoke", folder=tmp_path)["mode"] == "smoke"
+    assert load_results("b", mode=None, folder=tmp_path) is not None
+    assert load_results("c", folder=tmp_path) is None                  # unreadable
+    assert load_results("missing", folder=tmp_path) is None
+    with pytest.raises(ValueError, match="mode must be"):
+        load_results("a", mode="fast", folder=tmp_path)

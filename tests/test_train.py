@@ -145,3 +145,21 @@ def test_warmup_schedule_drives_every_parameter_group_through_fit():
     assert [g[1] for g in seen] == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1])
     with pytest.raises(ValueError, match="total must be >= warmup"):
         warmup_schedule(optimizer, warmup=5, total=2)
+
+
+def test_classification_loss_takes_inputs_then_labels_with_weights():
+    """One loss for every classifier: (x, y) and (ids, mask, y) batches, class weights, smoothing."""
+    import torch.nn.functional as F
+
+    class TwoInputs(torch.nn.Module):
+        def forward(self, a, b):
+            return a + b
+
+    a, b = torch.randn(6, 3), torch.randn(6, 3)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    w = torch.tensor([1.0, 2.0, 0.5])
+    got = ptm.classification_loss(TwoInputs(), (a, b, y), weight=w, label_smoothing=0.1)
+    assert torch.allclose(got, F.cross_entropy(a + b, y, weight=w, label_smoothing=0.1))
+    assert torch.allclose(ptm.classification_loss(torch.nn.Identity(), (a, y)), F.cross_entropy(a, y))
+    with pytest.raises(TypeError, match="inputs then labels"):
+        ptm.classification_loss(torch.nn.Identity(), (a,))

@@ -23,19 +23,18 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from ..data import LengthGroupedSampler
 from ..evaluate import accuracy
 from ..nets.common import check_ids, masked_mean, trim_padding
 from ..nets.transformer import TransformerClassifier, TransformerLM
-from ..data import check_labels
-from ..train import check_positive, fit, warmup_schedule
+from ..train import check_positive, classification_loss, fit, warmup_schedule
 from .tasks import LabelledTask, budget_indices
 from .tokenizer import WordTokenizer
 
 __all__ = ["STRATEGIES", "RECIPES", "EncodedTask", "encode_task", "mean_features", "probe_features",
-           "random_encoder", "make_classifier", "text_classification_loss", "train_classifier", "run_strategy",
+           "random_encoder", "make_classifier", "train_classifier", "run_strategy",
            "run_many"]
 
 STRATEGIES = ("scratch", "probe", "random_probe", "partial", "full")
@@ -127,23 +126,14 @@ def make_classifier(strategy: str, lm: TransformerLM, n_classes: int) -> Transfo
     return model
 
 
-def text_classification_loss(model, batch, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy of model(ids, mask) (B, C) against labels (B,); a clear error for bad labels.
-    `label_smoothing` = epsilon spreads that much target mass uniformly over the C classes."""
-    if not isinstance(batch, (tuple, list)) or len(batch) != 3:
-        raise TypeError(f"a batch must be (ids, mask, labels), got {type(batch).__name__}")
-    ids, mask, y = batch
-    logits = model(ids, mask)
-    check_labels(y, logits.shape[-1], n=len(logits))
-    return F.cross_entropy(logits, y.long(), label_smoothing=label_smoothing)
-
-
 def train_classifier(model: TransformerClassifier, split, *, steps: int, lr: float, head_lr: float | None = None,
                      batch_size: int = 32, warmup: int = 10, seed: int = 0, label_smoothing: float = 0.0,
-                     **fit_kwargs):
+                     group_by_length: bool = False, **fit_kwargs):
     """Fine-tune `model` on split = (ids, mask, labels) with AdamW: `lr` for the trainable body,
     `head_lr` (default `lr`) for the head, linear warm-up over `warmup` steps, optional label
-    smoothing. Returns the History (`fit` leaves the model in eval mode)."""
+    smoothing. `group_by_length`: batches of sentences of similar length
+    (`ptm_lib.data.LengthGroupedSampler`), so a model that trims padding computes on fewer
+    columns. Returns the History (`fit` leaves the model in eval mode)."""
     ids, mask, y = split
     if len(y) == 0:
         raise ValueError("no labelled examples to train on")
@@ -152,15 +142,20 @@ def train_classifier(model: TransformerClassifier, split, *, steps: int, lr: flo
         raise ValueError(f"warmup must be >= 0 steps, got {warmup}")
     if not len(ids) == len(mask) == len(y):
         raise ValueError(f"ids, mask and labels differ in length: {len(ids)}, {len(mask)}, {len(y)}")
-    loader = DataLoader(TensorDataset(ids, mask, y), batch_size=min(batch_size, len(y)), shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)
+    if group_by_length:
+        sampler = LengthGroupedSampler(mask.sum(1), min(batch_size, len(y)), generator=generator)
+        loader = DataLoader(TensorDataset(ids, mask, y), batch_sampler=sampler)
+    else:
+        loader = DataLoader(TensorDataset(ids, mask, y), batch_size=min(batch_size, len(y)), shuffle=True,
+                            generator=generator)
     body = [p for p in model.body.parameters() if p.requires_grad]
     groups = ([{"params": body, "lr": lr}] if body else []) + [{"params": model.head.parameters(),
                                                                  "lr": head_lr or lr}]
     optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
     fit_kwargs.setdefault("progress", False)
     fit_kwargs.setdefault("live", False)
-    loss_fn = functools.partial(text_classification_loss, label_smoothing=label_smoothing)
+    loss_fn = functools.partial(classification_loss, label_smoothing=label_smoothing)
     return fit(model, loss_fn, loader, steps=steps, optimizer=optimizer,
                scheduler=warmup_schedule(optimizer, warmup=min(warmup, steps)), **fit_kwargs)
 

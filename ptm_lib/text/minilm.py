@@ -237,9 +237,25 @@ class MiniLMClassifier(torch.nn.Module):
                 layer.requires_grad_(True)
         self.train_layers = train_layers
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def pooled(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean of the last hidden states over the real tokens: ids, mask (B, T) -> (B, 384)."""
         from ..nets.common import masked_mean, trim_padding
 
         ids, mask = trim_padding(ids, mask)
         hidden = self.body(input_ids=ids, attention_mask=mask.long()).last_hidden_state     # (B, T, 384)
-        return self.head(masked_mean(hidden, mask))
+        return masked_mean(hidden, mask)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pooled(ids, mask))
+
+    def features(self, ids: torch.Tensor, mask: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """What the head reads, for all N rows: `pooled` in eval mode (no dropout), without
+        gradients, in batches -> (N, 384). The model's mode is restored."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return torch.cat([self.pooled(ids[i:i + batch_size], mask[i:i + batch_size])
+                                  for i in range(0, len(ids), batch_size)])
+        finally:
+            self.train(was_training)

@@ -24,8 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from .. import recipe
 from ..evaluate import accuracy
-from ..train import check_positive, fit, warmup_schedule
-from ..text.finetune import text_classification_loss
+from ..train import check_positive, classification_loss, fit, warmup_schedule
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "TARGETS", "LoRALinear", "add_lora", "merge_lora", "peft_lora", "bitfit",
            "copy_lora_from_peft", "count_trainable", "param_groups", "make_optimizer", "make_schedule",
@@ -237,7 +236,7 @@ def finetune(model: nn.Module, data, *, lr: float, steps: int, optimizer: str = 
     trainable, total = count_trainable(model)
     t0 = time.perf_counter()
     try:
-        history = fit(model, text_classification_loss, loader, steps=steps, optimizer=opt, scheduler=sched,
+        history = fit(model, classification_loss, loader, steps=steps, optimizer=opt, scheduler=sched,
                       device="cpu", **fit_kwargs)
         loss, diverged = list(history.loss), False
     except FloatingPointError:                       # NonFiniteLossError: the run diverged

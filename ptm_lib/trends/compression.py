@@ -95,15 +95,18 @@ def quantize_int8(model: nn.Module, embeddings: bool = True, per_channel: bool =
         return quantize_dynamic(copy.deepcopy(model).cpu().eval(), spec, dtype=torch.qint8)
 
 
-def latency_ms(fn, *, warmup: int = 3, repeats: int = 20, threads: int | None = 1) -> float:
+def latency_ms(fn, *, warmup: int = 3, repeats: int = 20, threads: int | None = 1,
+               device: str | torch.device = "cpu") -> float:
     """Median wall time of ``fn()`` in milliseconds over `repeats` calls, after `warmup` calls, run
-    without gradients with ``torch.set_num_threads(threads)`` (None: leave it), restored afterwards."""
+    without gradients with ``torch.set_num_threads(threads)`` (None: leave it), restored afterwards.
+    On a CUDA `device` each clock waits for the GPU (kernels run asynchronously)."""
     if not callable(fn):
         raise TypeError(f"fn must be callable (a function of no arguments), got {type(fn).__name__}")
     if warmup < 0 or repeats < 1:
         raise ValueError(f"need warmup >= 0 and repeats >= 1, got warmup={warmup}, repeats={repeats}")
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1 or None, got {threads}")
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -113,8 +116,10 @@ def latency_ms(fn, *, warmup: int = 3, repeats: int = 20, threads: int | None = 
                 fn()
             times = []
             for _ in range(repeats):
+                sync()
                 t0 = time.perf_counter()
                 fn()
+                sync()
                 times.append(time.perf_counter() - t0)
     finally:
         torch.set_num_threads(before)

@@ -101,15 +101,21 @@ def checkpoint_blocks(model: nn.Module) -> nn.Module:
     return model
 
 
-def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 512, repeats: int = 5) -> float:
-    """Measured GFLOP/s of an (n, n) @ (n, n) product in `dtype` on the CPU (median of `repeats`)."""
+def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 512, repeats: int = 5,
+                  device: str | torch.device = "cpu") -> float:
+    """Measured GFLOP/s (2 n^3 FLOPs per product) of an (n, n) @ (n, n) product in `dtype` on
+    `device`, median of `repeats` after one warm-up; on CUDA it waits for the GPU before each clock."""
     check_positive(n=n, repeats=repeats)
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    device = torch.device(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    a, b = torch.randn(n, n).to(device, dtype), torch.randn(n, n).to(device, dtype)
     a @ b   # warm-up
     times = []
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         a @ b
+        sync()
         times.append(time.perf_counter() - t0)
     return 2 * n ** 3 / float(np.median(times)) / 1e9
 
