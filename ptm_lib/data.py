@@ -91,22 +91,29 @@ class LengthGroupedSampler(Sampler):
 
     lengths: (N,) real tokens per example. Every pass (epoch): a random permutation from `generator`,
     cut into groups of `group` batches; each group sorted by length and cut into batches of
-    `batch_size`; then the order of all batches shuffled. Every example is used once per pass; the
-    batches still differ from pass to pass.
+    `batch_size`; then the order of all batches shuffled. Every example is used once per pass
+    (`drop_last`: except those of the batches left short at the end of a group, which are skipped);
+    the batches still differ from pass to pass.
     """
 
-    def __init__(self, lengths, batch_size: int, *, group: int = 8, generator: torch.Generator | None = None):
+    def __init__(self, lengths, batch_size: int, *, group: int = 8, generator: torch.Generator | None = None,
+                 drop_last: bool = False):
         self.lengths = torch.as_tensor(lengths).reshape(-1)
         if len(self.lengths) == 0:
             raise ValueError("lengths is empty: nothing to batch")
         for name, value in (("batch_size", batch_size), ("group", group)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        self.batch_size, self.group = int(batch_size), int(group)
+        self.batch_size, self.group, self.drop_last = int(batch_size), int(group), bool(drop_last)
+        if self.drop_last and len(self.lengths) < self.batch_size:
+            raise ValueError(f"drop_last with batch_size {batch_size} > the {len(self.lengths)} examples: no full batch")
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        if not self.drop_last:
+            return -(-len(self.lengths) // self.batch_size)
+        span, n = self.batch_size * self.group, len(self.lengths)
+        return (n // span) * self.group + (n % span) // self.batch_size
 
     def __iter__(self):
         order = torch.randperm(len(self.lengths), generator=self.generator)
@@ -115,7 +122,8 @@ class LengthGroupedSampler(Sampler):
         for start in range(0, len(order), span):
             chunk = order[start:start + span]
             chunk = chunk[torch.argsort(self.lengths[chunk], stable=True)]
-            batches += [chunk[i:i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+            batches += [chunk[i:i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)
+                        if not self.drop_last or i + self.batch_size <= len(chunk)]
         for b in torch.randperm(len(batches), generator=self.generator).tolist():
             yield batches[b]
 

@@ -310,8 +310,10 @@ def _resume(checkpoint, settings, model, optimizer, scheduler, history, batches,
 
 
 def _loader_generators(loader) -> list[torch.Generator]:
-    """The torch.Generators a DataLoader shuffles with (its own and its sampler's), each once."""
-    found = [getattr(loader, "generator", None), getattr(getattr(loader, "sampler", None), "generator", None)]
+    """The torch.Generators a DataLoader shuffles with (its own, its sampler's and its batch sampler's,
+    e.g. `ptm_lib.data.LengthGroupedSampler`), each once."""
+    found = [getattr(loader, "generator", None), getattr(getattr(loader, "sampler", None), "generator", None),
+             getattr(getattr(loader, "batch_sampler", None), "generator", None)]
     unique = {id(g): g for g in found if isinstance(g, torch.Generator)}
     return list(unique.values())
 

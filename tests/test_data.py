@@ -84,3 +84,14 @@ def test_length_grouped_sampler_uses_every_example_once_and_groups_lengths():
         LengthGroupedSampler(lengths, 0)
     with pytest.raises(ValueError, match="lengths is empty"):
         LengthGroupedSampler([], 4)
+
+
+def test_length_grouped_sampler_drop_last_keeps_only_full_batches():
+    from ptm_lib.data import LengthGroupedSampler
+
+    sampler = LengthGroupedSampler(torch.arange(1, 51), 8, group=2, drop_last=True,
+                                   generator=torch.Generator().manual_seed(0))
+    batches = list(sampler)
+    assert all(len(b) == 8 for b in batches) and len(batches) == len(sampler) == 6   # groups of 16: 3 x 2 batches; 2 left over
+    with pytest.raises(ValueError, match="no full batch"):
+        LengthGroupedSampler(torch.ones(3), 8, drop_last=True)

@@ -107,8 +107,10 @@ def test_resume_without_a_checkpoint_starts_afresh_and_refuses_another_run(tmp_p
         fit(model, ptm.classification_loss, [(DIGITS.X_train[:4], DIGITS.y_train[:4])], steps=2, resume=True)
 
 
-def test_pretraining_resumes_with_the_same_masks(tmp_path, lang, tok):
-    """The masking generator lives inside the loss: `pretrain` hands it to `fit` to checkpoint."""
+@pytest.mark.parametrize("group_by_length", [False, True])
+def test_pretraining_resumes_with_the_same_masks(tmp_path, lang, tok, group_by_length):
+    """The masking generator lives inside the loss: `pretrain` hands it to `fit` to checkpoint; a
+    length-grouped batch sampler's generator is checkpointed too."""
     ids, mask = pt.corpus_tensors(lang, tok, 96, seed=0, max_len=16)
 
     def run(stop_at=None, **kwargs):
@@ -130,7 +132,7 @@ def test_pretraining_resumes_with_the_same_masks(tmp_path, lang, tok):
         pt.objective_loss = interrupting
         try:
             history = pt.pretrain(model, ids, mask, tok, steps=12, batch_size=16, warmup=3, mask_p=0.3, seed=1,
-                                  device="cpu", progress=False, live=False, **kwargs)
+                                  group_by_length=group_by_length, device="cpu", progress=False, live=False, **kwargs)
         finally:
             pt.objective_loss = loss_fn
         return model, history

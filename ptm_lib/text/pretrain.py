@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from ..data import LengthGroupedSampler
 from ..nets.common import trim_padding
 from ..nets.transformer import EncoderDecoder, TransformerConfig, TransformerLM
 from ..train import History, check_positive, fit, warmup_schedule
@@ -68,7 +69,7 @@ def objective_loss(objective: str, tokenizer: WordTokenizer, mask_p: float = 0.1
         if objective == "mlm":
             if causal:
                 raise ValueError("MLM needs a bidirectional model (config.causal=False)")
-            inputs, labels = (t.to(ids.device) for t in mask_tokens(ids.cpu(), tokenizer, mask_p, generator=generator))
+            inputs, labels = mask_tokens(ids, tokenizer, mask_p, generator=generator)   # drawn on the generator's device
             return masked_lm_loss(model, inputs, labels, mask)   # the model sees `inputs`, never `ids`
         if objective == "clm":
             if not causal:
@@ -82,13 +83,18 @@ def objective_loss(objective: str, tokenizer: WordTokenizer, mask_p: float = 0.1
 
 def pretrain(model, ids: torch.Tensor, mask: torch.Tensor, tokenizer: WordTokenizer, *,
              objective: str = "mlm", steps: int = 1000, batch_size: int = 128, lr: float = 3e-3,
-             warmup: int = 100, mask_p: float = 0.15, seed: int = 0, eval_fn=None,
+             warmup: int = 100, mask_p: float = 0.15, seed: int = 0, group_by_length: bool = False, eval_fn=None,
              eval_every: int | None = None, **fit_kwargs) -> History:
     """Pretrain `model` on the unlabelled corpus (ids, mask) with `fit`.
 
     AdamW (betas 0.9/0.98, weight decay 0.01), linear warm-up then cosine decay to 10 %
-    (`ptm_lib.train.warmup_schedule`), gradient clipping at 1.0. Extra keyword arguments go to `fit`
-    (live=, progress=, out=, title=, device=; checkpoint=, checkpoint_every=, resume=: the masking
+    (`ptm_lib.train.warmup_schedule`), gradient clipping at 1.0. Every batch is full (`batch_size`
+    sentences). `group_by_length` batches sentences of similar length
+    (`ptm_lib.data.LengthGroupedSampler`), so each batch, cut to its longest sentence, computes far
+    fewer padding positions. Measured on the mini-BERT recipe (1 thread): 1.5x faster (95 -> 63 s),
+    but embedding topic purity fell from 0.97 / 0.99 to 0.92 / 0.87 (seeds 0 / 1): batches of
+    look-alike lengths teach the embeddings something else. So it is off by default.
+    Extra keyword arguments go to `fit` (live=, progress=, out=, title=, device=; checkpoint=, checkpoint_every=, resume=: the masking
     generator's state is checkpointed too, so a resumed pretraining masks the same tokens).
     """
     check_positive(steps=steps, lr=lr, batch_size=batch_size)
@@ -98,8 +104,13 @@ def pretrain(model, ids: torch.Tensor, mask: torch.Tensor, tokenizer: WordTokeni
         raise ValueError(f"batch_size {batch_size} > the {len(ids)} sentences of the corpus (every batch is full)")
     generator = torch.Generator().manual_seed(seed)   # the masking: its state is checkpointed with the run
     loss_fn = objective_loss(objective, tokenizer, mask_p, generator)
-    loader = DataLoader(TensorDataset(ids, mask), batch_size=batch_size, shuffle=True, drop_last=True,
-                        generator=torch.Generator().manual_seed(seed))
+    if group_by_length:
+        sampler = LengthGroupedSampler(mask.sum(1), batch_size, generator=torch.Generator().manual_seed(seed),
+                                       drop_last=True)
+        loader = DataLoader(TensorDataset(ids, mask), batch_sampler=sampler)
+    else:
+        loader = DataLoader(TensorDataset(ids, mask), batch_size=batch_size, shuffle=True, drop_last=True,
+                            generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
     scheduler = warmup_schedule(optimizer, warmup=min(warmup, steps), total=steps)
     return fit(model, loss_fn, loader, steps=steps, optimizer=optimizer, scheduler=scheduler, grad_clip=1.0,
