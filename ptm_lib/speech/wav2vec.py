@@ -354,6 +354,9 @@ RECIPES = {
     # wav2vec 2.0: masked spans, quantised targets (Gumbel-softmax) + diversity loss
     "speech_wav2vec": dict(objective="wav2vec", n_unlabelled=2500, steps=1000, batch_size=64, lr=2e-3, seed=0,
                            kwargs=dict(targets="quantized")),
+    # the same wav2vec 2.0 recipe with three times the steps (and compute): is compute what it lacks?
+    "speech_wav2vec_long": dict(objective="wav2vec", n_unlabelled=2500, steps=3000, batch_size=64, lr=2e-3, seed=0,
+                                kwargs=dict(targets="quantized")),
     # the naive variant: the same, but the targets are the continuous latents with the gradient stopped
     "speech_w2v_stopgrad": dict(objective="wav2vec", n_unlabelled=2500, steps=1000, batch_size=64, lr=2e-3, seed=0,
                                 kwargs=dict(targets="stopgrad")),
@@ -361,6 +364,7 @@ RECIPES = {
 SHIPPED_SHA256: dict[str, str] = {  # name -> sha256 of data/<name>.safetensors (listed in data/README.md)
     "speech_simclr": "55b1ee8fc990e67fbd5bd8b3cc99ce596fa4c76b23a20d7ede7f5da8c873cc63",
     "speech_wav2vec": "a6c11df86d12b1f9a58a7d8003752a0fd1c6ecbaa75eaa3f130ffa3300d58b84",
+    "speech_wav2vec_long": "9edc1756b6e50d4e786a2c1e6ee27b41455f7d3955fc5b41f1c05119d8b921bf",
     "speech_w2v_stopgrad": "e630b86ad6ec2cd41682c4314ce9fe06d22bd36afe406d6999397fa30f0315ab",
 }
 
