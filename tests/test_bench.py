@@ -94,3 +94,12 @@ def test_the_table_says_when_the_machine_was_busy():
     assert "under load" in report._load_note({"loadavg": [3.2, 2.0, 1.0], "threads": 2}, {"loadavg_end": [0.1, 0, 0]})
     assert "under load" in report._load_note({"loadavg": [0.1, 0, 0], "threads": 2}, {"loadavg_end": [3.5, 0, 0]})
     assert "quiet" in report._load_note({"loadavg": [0.1, 0, 0], "threads": 2}, {"loadavg_end": [2.2, 0, 0]})
+
+
+def test_the_pretraining_profile_splits_a_step_into_its_parts():
+    from benchmarks.profile_pretrain import profile_pretraining
+
+    out = profile_pretraining(steps=2, profile_steps=2, n_sentences=512)
+    assert out["ms_per_step"] > 0 and 0.0 < out["padding_share"] < 1.0
+    assert abs(sum(out["parts"].values()) - 1.0) < 1e-9
+    assert out["parts"]["matrix products (linear layers, LM head)"] > 0.1     # the linear layers do the work
