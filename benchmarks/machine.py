@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
-import time
 
 import torch
 
@@ -33,21 +31,6 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def seconds_per_call(fn, *, warmup: int = 1, repeats: int = 5, device="cpu") -> float:
-    """Median wall time of fn() in seconds (waiting for a GPU to finish)."""
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def matmul_peak_gflops(sizes=(512, 1024, 2048), repeats: int = 5, device="cpu") -> dict:
